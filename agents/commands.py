@@ -1,0 +1,64 @@
+"""Command agents: one per command topic, each executing its commands in partition order."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+
+from agents.runtime import open_runtime
+from shared.domain.commands import Command
+from shared.domain.status import StatusUpdate
+from streams.app import app, settings
+from streams.records import decode, encode
+from streams.topics import command_status, database_commands, dead_letters, ontology_commands
+from tables.handled import handled_commands, handled_idempotency_keys
+
+log = logging.getLogger(__name__)
+
+
+async def report(update: StatusUpdate) -> None:
+    # Keyed by command_id: all of one command's transitions land in one partition, in order.
+    await command_status.send(key=update.command_id, value=encode(update))
+
+
+async def dead_letter(raw: Any, key: Any, error: str) -> None:
+    await dead_letters.send(key=key or "", value=encode_dead_letter(raw, error))
+
+
+def encode_dead_letter(raw: Any, error: str) -> bytes:
+    import json
+
+    body = raw.decode(errors="replace") if isinstance(raw, bytes | bytearray) else str(raw)
+    return json.dumps({"error": error, "message": body}).encode()
+
+
+async def handle(raw: bytes, key: Any) -> None:
+    try:
+        command = decode(Command, raw)
+    except ValidationError as exc:
+        log.error("undecodable command on key %r: %s", key, exc)
+        await dead_letter(raw, key, f"undecodable command: {exc}")
+        return
+    command_id = str(command.command_id)
+    # Fast path for redelivery: the table is restored from its changelog in the same transaction as
+    # the offsets, so an entry here means the event is stored and the final status was sent.
+    if handled_commands.get(command_id) is not None:
+        return
+    runtime = await open_runtime(settings)
+    event = await runtime.executor.execute(command, report)
+    handled_commands[command_id] = str(event.event_id).encode()
+    if command.idempotency_key:
+        handled_idempotency_keys[f"{command.actor}:{command.idempotency_key}"] = command_id.encode()
+
+
+@app.agent(database_commands)
+async def database_agent(stream: Any) -> None:
+    async for event in stream.events():
+        await handle(event.value, event.key)
+
+
+@app.agent(ontology_commands)
+async def ontology_agent(stream: Any) -> None:
+    async for event in stream.events():
+        await handle(event.value, event.key)

@@ -1,0 +1,46 @@
+"""The worker's connections and stores, opened once when the worker starts."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from shared.adapters.postgres.command_log import PostgresCommandLog
+from shared.adapters.postgres.document_store import PostgresDocumentStore
+from shared.adapters.postgres.event_store import PostgresEventStore
+from shared.adapters.postgres.pool import create_pool
+from shared.application.execute import Executor
+from shared.config import Settings
+from shared.domain.commands import Command
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    executor: Executor
+
+
+_runtime: Runtime | None = None
+
+
+async def open_runtime(settings: Settings) -> Runtime:
+    global _runtime
+    if _runtime is None:
+        pool = await create_pool(settings.pg_dsn, min_size=2, max_size=8)
+        commands = PostgresCommandLog(pool)
+
+        def event_topic(command: Command) -> str:
+            return settings.topic(f"{command.channel}-events")
+
+        executor = Executor(commands, PostgresEventStore(pool), PostgresDocumentStore(pool), event_topic,
+                            worker_name=f"worker {socket.gethostname()}:{os.getpid()}")
+        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
+        _runtime = Runtime(pool=pool, redis=client, executor=executor)
+    return _runtime

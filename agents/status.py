@@ -1,0 +1,64 @@
+"""Status agent: folds status transitions into the command_status table and announces them on Redis."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from agents.runtime import open_runtime
+from shared.domain.status import StatusRecord, StatusUpdate, apply_update
+from streams.app import app, settings
+from streams.records import decode
+from streams.topics import command_status as status_topic
+from tables.status import command_status
+
+log = logging.getLogger(__name__)
+
+
+def channel(command_id: str) -> str:
+    return f"{settings.namespace}:command:{command_id}"
+
+
+def user_channel(actor: str) -> str:
+    return f"{settings.namespace}:user:{actor}"
+
+
+async def announce(record: StatusRecord) -> None:
+    runtime = await open_runtime(settings)
+    message = json.dumps(record.to_api())
+    try:
+        async with runtime.redis.pipeline(transaction=False) as pipe:
+            pipe.publish(channel(record.command_id), message)
+            pipe.publish(user_channel(record.actor), message)
+            await pipe.execute()
+    except Exception as exc:  # noqa: BLE001 — Redis is only the live push; the table is the record
+        log.warning("status push for %s skipped: %s", record.command_id, exc)
+
+
+@app.agent(status_topic)
+async def status_agent(stream: Any) -> None:
+    async for raw in stream:
+        update = decode(StatusUpdate, raw)
+        stored = command_status.get(update.command_id)
+        record = apply_update(decode(StatusRecord, stored) if stored else None, update)
+        if record is None:
+            continue
+        # Reassign (never mutate in place): only an assignment is written to the changelog.
+        command_status[update.command_id] = record.model_dump_json().encode()
+        await announce(record)
+
+
+@app.page("/status/{command_id}")
+@app.table_route(table=command_status, match_info="command_id")
+async def status_page(self: Any, request: web.Request, command_id: str) -> Any:
+    stored = command_status.get(command_id)
+    if stored is None:
+        return self.json({"detail": {"message": f"no status for {command_id}"}}, status=404)
+    return self.json(json.loads(stored))
+
+
+@app.page("/ready")
+async def ready_page(self: Any, request: web.Request) -> Any:
+    return self.json({"ready": True, "partitions": len(app.assignor.assigned_actives())})

@@ -1,0 +1,1 @@
+"""Shared code: domain, ports, adapters, configuration and the local service stack."""

@@ -1,0 +1,131 @@
+"""Outbox relay: publishes committed outbox rows to Kafka in commit-safe order, at least once."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+log = logging.getLogger(__name__)
+
+RELAY_LOCK = 7_200_312  # advisory lock id: one active relay at a time, others stand by
+
+# Rows strictly after the cursor in (txid, id) order. `ready` is true for rows written by a
+# transaction older than the snapshot's xmin.
+#
+# The commit-order gap: ids (and txids) are assigned when a row is inserted, but rows become
+# visible when their transaction commits, which can be in another order. A cursor on `id` alone
+# would skip a row with a lower id whose transaction commits after a higher id was relayed.
+# pg_snapshot_xmin() is the oldest transaction still running: every transaction with a txid below
+# it has finished, so the set of rows with txid < xmin can never grow again. Relaying only that
+# prefix, in (txid, id) order, and moving the cursor only within it, means no row can later appear
+# behind the cursor. Rows of a still-open older transaction simply wait until it ends.
+FETCH = """
+SELECT id, txid::text AS txid, topic, key, value,
+       txid < pg_snapshot_xmin(pg_current_snapshot()) AS ready
+FROM outbox
+WHERE (txid, id) > ($1::text::xid8, $2::bigint)
+ORDER BY txid, id
+LIMIT $3
+"""
+
+# Never moves backwards, even if a stale relay that lost its lock writes late.
+SAVE_CURSOR = """
+INSERT INTO relay_cursor (name, txid, id) VALUES ($1, $2::text::xid8, $3)
+ON CONFLICT (name) DO UPDATE SET txid = EXCLUDED.txid, id = EXCLUDED.id, updated_at = clock_timestamp()
+WHERE (relay_cursor.txid, relay_cursor.id) < (EXCLUDED.txid, EXCLUDED.id)
+"""
+
+
+@dataclass
+class RelayStats:
+    published: int = 0
+    batches: int = 0
+
+
+class OutboxRelay:
+    def __init__(self, dsn: str, bootstrap: str, name: str = "main", batch_size: int = 5000,
+                 poll_interval: float = 1.0) -> None:
+        self.dsn = dsn
+        self.bootstrap = bootstrap
+        self.name = name
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.stats = RelayStats()
+        self.leader = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Wait for leadership, then relay until `stop` is set or the connection fails."""
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            while not stop.is_set():
+                # Session-level lock: if this process dies its connection closes and the lock is
+                # released, so a standby relay takes over from the saved cursor.
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
+                    break
+                await _wait(stop, 0.5)
+            if stop.is_set():
+                return
+            self.leader.set()
+            log.info("relay %s is the active relay", self.name)
+            await self._relay(conn, stop)
+        finally:
+            await conn.close()
+
+    async def _relay(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
+        wake = asyncio.Event()
+        await conn.add_listener("spice_outbox", lambda *_: wake.set())
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=2,
+            max_batch_size=256 * 1024, max_request_size=8 * 1024 * 1024,
+        )
+        await producer.start()
+        try:
+            row = await conn.fetchrow("SELECT txid::text AS txid, id FROM relay_cursor WHERE name = $1",
+                                      self.name)
+            cursor = (row["txid"], row["id"]) if row else ("0", 0)
+            while not stop.is_set():
+                wake.clear()
+                rows = await conn.fetch(FETCH, cursor[0], cursor[1], self.batch_size)
+                ready = [r for r in rows if r["ready"]]
+                if ready:
+                    await self._publish(producer, ready)
+                    cursor = (ready[-1]["txid"], ready[-1]["id"])
+                    # Saved only after the broker acknowledged every row: a crash before this line
+                    # republishes the batch (at-least-once; consumers deduplicate by command/event id).
+                    await conn.execute(SAVE_CURSOR, self.name, cursor[0], cursor[1])
+                if len(ready) == self.batch_size:
+                    continue
+                if len(rows) > len(ready):
+                    await _wait(stop, 0.002)  # rows behind an open transaction: look again shortly
+                else:
+                    await _wait_any(stop, wake, self.poll_interval)  # NOTIFY, or poll as a fallback
+        finally:
+            await producer.stop()
+
+    async def _publish(self, producer: AIOKafkaProducer, rows: list[asyncpg.Record]) -> None:
+        # send() appends to the partition's batch in call order and the idempotent producer keeps
+        # that order across retries, so one key's rows reach Kafka in (txid, id) order.
+        futures = [await producer.send(r["topic"], value=r["value"].encode(), key=r["key"].encode())
+                   for r in rows]
+        await asyncio.gather(*futures)
+        self.stats.published += len(rows)
+        self.stats.batches += 1
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

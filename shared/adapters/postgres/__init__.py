@@ -1,0 +1,1 @@
+"""PostgreSQL adapters: command log, event store, document store, migrations and the outbox."""

@@ -1,0 +1,75 @@
+"""The embedded document store on PostgreSQL (the local stand-in for TerminusDB)."""
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from shared.ports import DocumentStore
+
+
+class PostgresDocumentStore(DocumentStore):
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def put_database(self, doc: dict[str, Any]) -> None:
+        # Conditional on the version: a redelivered older write leaves a newer row alone.
+        await self.pool.execute(
+            """INSERT INTO docs.databases (name, version, deleted, doc) VALUES ($1, $2, false, $3)
+               ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version, deleted = false, doc = EXCLUDED.doc
+               WHERE docs.databases.version < EXCLUDED.version""",
+            doc["name"], doc["version"], doc,
+        )
+
+    async def delete_database(self, name: str, version: int) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            updated = await conn.execute(
+                """UPDATE docs.databases SET deleted = true, version = $2,
+                          doc = doc || jsonb_build_object('deleted', true, 'version', $2::int)
+                   WHERE name = $1 AND version < $2""",
+                name, version,
+            )
+            if updated != "UPDATE 0":
+                await conn.execute("DELETE FROM docs.classes WHERE db_name = $1", name)
+
+    async def database(self, name: str) -> dict[str, Any] | None:
+        doc = await self.pool.fetchval(
+            "SELECT doc FROM docs.databases WHERE name = $1 AND NOT deleted", name
+        )
+        return doc  # type: ignore[no-any-return]
+
+    async def databases(self) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch("SELECT doc FROM docs.databases WHERE NOT deleted ORDER BY name")
+        return [r["doc"] for r in rows]
+
+    async def put_class(self, db_name: str, doc: dict[str, Any]) -> None:
+        await self.pool.execute(
+            """INSERT INTO docs.classes (db_name, class_id, version, deleted, doc) VALUES ($1, $2, $3, false, $4)
+               ON CONFLICT (db_name, class_id) DO UPDATE
+                 SET version = EXCLUDED.version, deleted = false, doc = EXCLUDED.doc
+               WHERE docs.classes.version < EXCLUDED.version""",
+            db_name, doc["class_id"], doc["version"], doc,
+        )
+
+    async def delete_class(self, db_name: str, class_id: str, version: int) -> None:
+        # A tombstone, not a row delete: it keeps the version so an older write cannot resurrect it.
+        await self.pool.execute(
+            """INSERT INTO docs.classes (db_name, class_id, version, deleted, doc)
+               VALUES ($1, $2, $3, true, jsonb_build_object('class_id', $2::text, 'deleted', true))
+               ON CONFLICT (db_name, class_id) DO UPDATE SET version = EXCLUDED.version, deleted = true
+               WHERE docs.classes.version < EXCLUDED.version""",
+            db_name, class_id, version,
+        )
+
+    async def get_class(self, db_name: str, class_id: str) -> dict[str, Any] | None:
+        doc = await self.pool.fetchval(
+            "SELECT doc FROM docs.classes WHERE db_name = $1 AND class_id = $2 AND NOT deleted",
+            db_name, class_id,
+        )
+        return doc  # type: ignore[no-any-return]
+
+    async def classes(self, db_name: str) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT doc FROM docs.classes WHERE db_name = $1 AND NOT deleted ORDER BY class_id", db_name
+        )
+        return [r["doc"] for r in rows]

@@ -1,0 +1,1 @@
+"""Application services: submitting commands and executing them, on ports only."""

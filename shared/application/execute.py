@@ -1,0 +1,157 @@
+"""Executing one command: decide on current state, append the event, apply it, report status."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared.application.apply import apply_event
+from shared.domain.commands import AggregateType, Command, CommandType
+from shared.domain.decide import Context, DependencyPending, decide, failure
+from shared.domain.events import Event, EventType
+from shared.domain.ontology import OntologyClass
+from shared.domain.status import CommandStatus, StatusUpdate
+from shared.ports import CommandLog, DocumentStore, DuplicateEvent, EventStore, VersionTaken
+
+log = logging.getLogger(__name__)
+
+Report = Callable[[StatusUpdate], Awaitable[None]]
+DEPENDENCY_WAIT_SECONDS = 30.0
+
+
+def status_update(command: Command, status: CommandStatus, message: str, **extra: Any) -> StatusUpdate:
+    return StatusUpdate(
+        command_id=str(command.command_id), status=status, message=message,
+        command_type=command.command_type.value, aggregate_id=command.aggregate_id,
+        db_name=command.db_name, actor=command.actor, created_at=command.created_at, **extra,
+    )
+
+
+def final_status(command: Command, event: Event) -> StatusUpdate:
+    if event.failed:
+        error = event.data.get("error", {})
+        return status_update(command, CommandStatus.FAILED, error.get("message", "Command failed"),
+                             error={**error, "event_id": str(event.event_id)})
+    result = {
+        "message": f"{event.event_type.value} {event.aggregate_id!r} at version {event.version}",
+        "event_type": event.event_type.value,
+        "event_id": str(event.event_id),
+        "version": event.version,
+        "aggregate_id": event.aggregate_id,
+        "db_name": event.db_name,
+    }
+    if event.aggregate_type is AggregateType.ONTOLOGY_CLASS:
+        result["class_id"] = event.aggregate_id
+    return status_update(command, CommandStatus.COMPLETED, "Command completed successfully", result=result)
+
+
+def _references(command: Command, current: dict[str, Any] | None) -> set[str]:
+    """Classes a create or update would depend on (best effort: invalid bodies are judged later)."""
+    if command.command_type not in (CommandType.CREATE_ONTOLOGY_CLASS, CommandType.UPDATE_ONTOLOGY_CLASS):
+        return set()
+    base = {k: v for k, v in (current or {}).items() if k in OntologyClass.model_fields}
+    try:
+        return OntologyClass.model_validate({**base, **command.payload, "id": command.aggregate_id}
+                                            ).referenced_classes()
+    except ValidationError:
+        return set()
+
+
+class Executor:
+    """Runs commands against the ports. Safe to run twice for one command: the event store's unique
+    constraints decide, and the document writes are version-conditional."""
+
+    def __init__(self, commands: CommandLog, events: EventStore, docs: DocumentStore,
+                 event_topic: Callable[[Command], str], worker_name: str = "worker") -> None:
+        self.commands = commands
+        self.events = events
+        self.docs = docs
+        self.event_topic = event_topic
+        self.worker_name = worker_name
+
+    async def context(self, command: Command) -> Context:
+        database = await self.docs.database(command.db_name)
+        if command.aggregate_type is AggregateType.DATABASE:
+            current = database
+            classes: list[dict[str, Any]] = []
+        else:
+            classes = await self.docs.classes(command.db_name) if database else []
+            current = next((c for c in classes if c["class_id"] == command.aggregate_id), None)
+        names = frozenset(c["class_id"] for c in classes)
+        missing = sorted(_references(command, current) - names)
+        if database is None and command.aggregate_type is not AggregateType.DATABASE:
+            missing.append(command.db_name)
+        pending = await self.commands.pending_creates(command.db_name, missing) if missing else set()
+        dependents: dict[str, list[str]] = {}
+        if command.command_type is CommandType.DELETE_ONTOLOGY_CLASS:
+            for doc in classes:
+                if doc["class_id"] != command.aggregate_id and command.aggregate_id in _references_of(doc):
+                    dependents.setdefault(command.aggregate_id, []).append(doc["class_id"])
+        return Context(
+            current=current,
+            last_version=await self.events.last_version(command.db_name, command.aggregate_type,
+                                                        command.aggregate_id),
+            database_exists=database is not None,
+            classes=names,
+            pending_creates=frozenset(pending),
+            dependents=dependents,
+        )
+
+    async def _decide(self, command: Command, report: Report) -> Event:
+        deadline = asyncio.get_running_loop().time() + DEPENDENCY_WAIT_SECONDS
+        delay = 0.01
+        while True:
+            try:
+                return decide(command, await self.context(command))
+            except DependencyPending as waiting:
+                if asyncio.get_running_loop().time() > deadline:
+                    return failure(command, "dependency_timeout", f"gave up {waiting}")
+                if delay >= 0.16:  # only worth a status entry once it is more than a blip
+                    await report(status_update(command, CommandStatus.RETRYING, str(waiting)))
+                # Ordering across aggregates is not guaranteed by Kafka (different keys, different
+                # partitions): a class whose parent's create is still queued waits for it here.
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    async def execute(self, command: Command, report: Report) -> Event:
+        done = await self.events.for_command(command.command_id)
+        if done:
+            return await self._finish(command, done[0], report, redelivered=True)
+        await report(status_update(command, CommandStatus.PROCESSING,
+                                   f"Processing started by {self.worker_name}"))
+        for _ in range(5):
+            event = await self._decide(command, report)
+            try:
+                stored = await self.events.append(event, self.event_topic(command))
+            except DuplicateEvent:
+                # Another delivery of this command got there first: its event is the answer.
+                stored = (await self.events.for_command(command.command_id))[0]
+            except VersionTaken:
+                continue  # state moved between read and append; decide again on fresh state
+            return await self._finish(command, stored, report, redelivered=False)
+        raise RuntimeError(f"command {command.command_id}: aggregate version kept moving")
+
+    async def _finish(self, command: Command, event: Event, report: Report, redelivered: bool) -> Event:
+        if redelivered:
+            # Re-apply only if it is still the aggregate's newest event: an older one must never
+            # overwrite what later commands wrote.
+            last = await self.events.last_version(event.db_name, event.aggregate_type, event.aggregate_id)
+            if event.version is not None and event.version == last:
+                await apply_event(self.docs, event)
+        else:
+            await apply_event(self.docs, event)
+        await report(final_status(command, event))
+        return event
+
+
+def _references_of(doc: dict[str, Any]) -> set[str]:
+    refs = {p.get("target") for p in doc.get("properties", [])} | {
+        r.get("target") for r in doc.get("relationships", [])}
+    refs.add(doc.get("parent_class"))
+    return {r for r in refs if r}
+
+
+__all__ = ["Executor", "final_status", "status_update", "EventType"]

@@ -1,0 +1,143 @@
+"""The `spice` command line: run the stack locally, run one process, run the tests."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from shared import processes
+from shared.config import TOPICS, Settings, load
+
+
+async def prepare(settings: Settings) -> None:
+    """Services up, schema migrated, topics created: everything the processes need."""
+    from shared.adapters.postgres.pool import migrate
+    from shared.stack import kafka, services
+
+    await services.up(settings)
+    await migrate(settings.pg_dsn)
+    await kafka.ensure_topics(settings, [settings.topic(t) for t in TOPICS], settings.partitions)
+
+
+def wait_healthy(settings: Settings, timeout: float = 120.0) -> bool:
+    url = f"http://{settings.web_host}:{settings.web_port}/health"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 — loopback only
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    asyncio.run(prepare(settings))
+    print(f"services ready in {time.monotonic() - started:.1f}s", flush=True)
+    for name in ("relay", "worker", "web"):
+        processes.start(settings, name)
+    if not wait_healthy(settings):
+        print("the stack did not become healthy; logs are in", settings.home / "logs", file=sys.stderr)
+        return 1
+    base = f"http://{settings.web_host}:{settings.web_port}"
+    print(f"Spice Harvester is up in {time.monotonic() - started:.1f}s\n"
+          f"  API     {base}/api/v1   (health: {base}/health)\n"
+          f"  try     curl -X POST {base}/api/v1/database/create -H 'Content-Type: application/json' "
+          f"-d '{{\"name\": \"demo\", \"description\": \"first database\"}}'\n"
+          f"  logs    {settings.home / 'logs'}\n"
+          f"  stop    ./spice.sh down", flush=True)
+    if args.foreground:
+        stop = [False]
+        signal.signal(signal.SIGINT, lambda *_: stop.__setitem__(0, True))
+        signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
+        while not stop[0]:
+            time.sleep(0.5)
+        cmd_down(settings, args)
+    return 0
+
+
+def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
+    from shared.stack import services
+
+    for name in ("web", "worker", "relay"):
+        processes.stop(settings, name)
+    if not getattr(args, "keep_services", False):
+        services.down(settings)
+    return 0
+
+
+def cmd_services(settings: Settings, args: argparse.Namespace) -> int:
+    from shared.stack import services
+
+    if args.action == "up":
+        asyncio.run(prepare(settings))
+    else:
+        services.down(settings)
+    return 0
+
+
+def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
+    from shared.adapters.outbox_relay import OutboxRelay
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        relay = OutboxRelay(settings.pg_dsn, settings.kafka_bootstrap, name=f"{settings.namespace}-relay")
+        await relay.run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
+    from web.app import run
+
+    run(settings)
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    os.execv(sys.executable, processes.COMMANDS["worker"])
+
+
+def cmd_test(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(prepare(settings))
+    return subprocess.call([sys.executable, "-m", "pytest", *args.pytest_args])
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="spice", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="install and start services, relay, worker and web view")
+    up.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C stops everything")
+    up.set_defaults(func=cmd_up)
+    down = sub.add_parser("down", help="stop the processes and services")
+    down.add_argument("--keep-services", action="store_true")
+    down.set_defaults(func=cmd_down)
+    services = sub.add_parser("services", help="start or stop PostgreSQL, Redis and Kafka only")
+    services.add_argument("action", choices=["up", "down"])
+    services.set_defaults(func=cmd_services)
+    sub.add_parser("relay", help="run the outbox relay").set_defaults(func=cmd_relay)
+    sub.add_parser("web", help="run the web view").set_defaults(func=cmd_web)
+    sub.add_parser("worker", help="run the Faust worker").set_defaults(func=cmd_worker)
+    test = sub.add_parser("test", help="start the services and run the test suite")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    test.set_defaults(func=cmd_test)
+    args = parser.parse_args(argv)
+    return int(args.func(load(), args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Settings read from SPICE_* environment variables, with loopback defaults for the local run."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"SPICE_{name}", default)
+
+
+def _int(name: str, default: int) -> int:
+    return int(_env(name, str(default)))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every port, path and name the processes share; one instance per process."""
+
+    home: Path = field(default_factory=lambda: Path(_env("HOME", str(PROJECT_ROOT / ".spice"))))
+    cache: Path = field(default_factory=lambda: Path(_env("CACHE", str(PROJECT_ROOT / ".cache"))))
+    pg_port: int = field(default_factory=lambda: _int("PG_PORT", 55432))
+    pg_database: str = field(default_factory=lambda: _env("PG_DATABASE", "spice"))
+    pg_user: str = field(default_factory=lambda: _env("PG_USER", "spice"))
+    redis_port: int = field(default_factory=lambda: _int("REDIS_PORT", 56379))
+    kafka_port: int = field(default_factory=lambda: _int("KAFKA_PORT", 59092))
+    kafka_controller_port: int = field(default_factory=lambda: _int("KAFKA_CONTROLLER_PORT", 59093))
+    web_host: str = field(default_factory=lambda: _env("WEB_HOST", "127.0.0.1"))
+    web_port: int = field(default_factory=lambda: _int("WEB_PORT", 8002))
+    worker_web_port: int = field(default_factory=lambda: _int("WORKER_WEB_PORT", 56066))
+    # Prefix for topic names, the Faust app id and Redis channels, so test runs never share state.
+    namespace: str = field(default_factory=lambda: _env("NAMESPACE", "spice"))
+    partitions: int = field(default_factory=lambda: _int("PARTITIONS", 4))
+    status_ttl_seconds: int = field(default_factory=lambda: _int("STATUS_TTL", 24 * 3600))
+
+    @property
+    def pg_dsn(self) -> str:
+        return f"postgresql://{self.pg_user}@127.0.0.1:{self.pg_port}/{self.pg_database}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def worker_url(self) -> str:
+        return f"http://127.0.0.1:{self.worker_web_port}"
+
+    def topic(self, name: str) -> str:
+        return f"{self.namespace}-{name}"
+
+
+def load() -> Settings:
+    return Settings()
+
+
+# Every topic the relay writes or the agents read, without the namespace prefix.
+TOPICS = ("database-commands", "ontology-commands", "database-events", "ontology-events",
+          "command-status", "dead-letters")

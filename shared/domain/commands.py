@@ -1,0 +1,81 @@
+"""Commands: the recorded intent of a change, immutable once written."""
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CommandType(StrEnum):
+    CREATE_DATABASE = "CREATE_DATABASE"
+    DELETE_DATABASE = "DELETE_DATABASE"
+    CREATE_ONTOLOGY_CLASS = "CREATE_ONTOLOGY_CLASS"
+    UPDATE_ONTOLOGY_CLASS = "UPDATE_ONTOLOGY_CLASS"
+    DELETE_ONTOLOGY_CLASS = "DELETE_ONTOLOGY_CLASS"
+
+
+class AggregateType(StrEnum):
+    DATABASE = "database"
+    ONTOLOGY_CLASS = "ontology_class"
+
+
+AGGREGATE_OF: dict[CommandType, AggregateType] = {
+    CommandType.CREATE_DATABASE: AggregateType.DATABASE,
+    CommandType.DELETE_DATABASE: AggregateType.DATABASE,
+    CommandType.CREATE_ONTOLOGY_CLASS: AggregateType.ONTOLOGY_CLASS,
+    CommandType.UPDATE_ONTOLOGY_CLASS: AggregateType.ONTOLOGY_CLASS,
+    CommandType.DELETE_ONTOLOGY_CLASS: AggregateType.ONTOLOGY_CLASS,
+}
+
+# The Kafka topic family ("<channel>-commands", "<channel>-events") each aggregate type travels on.
+CHANNEL_OF: dict[AggregateType, str] = {
+    AggregateType.DATABASE: "database",
+    AggregateType.ONTOLOGY_CLASS: "ontology",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime) -> str:
+    """ISO-8601 UTC with a Z suffix, the form every API answer uses."""
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class Command(BaseModel):
+    """One user intent. `aggregate_id` names the object it changes inside `db_name`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    command_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    command_type: CommandType
+    aggregate_id: str
+    db_name: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+    actor: str
+    expected_version: int | None = None
+    idempotency_key: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def aggregate_type(self) -> AggregateType:
+        return AGGREGATE_OF[self.command_type]
+
+    @property
+    def channel(self) -> str:
+        return CHANNEL_OF[self.aggregate_type]
+
+    @property
+    def stream_key(self) -> str:
+        """Kafka key: the aggregate's identity, so one aggregate's commands share a partition."""
+        if self.aggregate_type is AggregateType.DATABASE:
+            return self.db_name
+        return f"{self.db_name}/{self.aggregate_id}"
+
+    def to_message(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

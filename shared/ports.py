@@ -1,0 +1,92 @@
+"""Ports: the small contracts every store adapter implements (one contract test suite each)."""
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from typing import Any
+
+from shared.domain.commands import AggregateType, Command
+from shared.domain.events import Event
+
+
+class DuplicateEvent(Exception):
+    """The event (or another one for the same command and aggregate) is already stored."""
+
+
+class VersionTaken(Exception):
+    """Another event already holds this aggregate version: the caller decided on stale state."""
+
+
+class CommandLog(ABC):
+    """Append-only log of commands; recording also queues the command for the relay."""
+
+    @abstractmethod
+    async def record(self, command: Command, topic: str) -> tuple[Command, bool]:
+        """Store the command and its outbox row in one transaction.
+
+        Returns (command, True), or (first command, False) when the actor already used the
+        idempotency key."""
+
+    @abstractmethod
+    async def get(self, command_id: uuid.UUID) -> Command | None: ...
+
+    @abstractmethod
+    async def pending_creates(self, db_name: str, aggregate_ids: list[str]) -> set[str]:
+        """Those of `aggregate_ids` with a recorded create command that has no event yet."""
+
+
+class EventStore(ABC):
+    """Append-only event store; appending also queues the event for the relay."""
+
+    @abstractmethod
+    async def append(self, event: Event, topic: str) -> Event:
+        """Store the event and its outbox row in one transaction; returns it with its position.
+
+        Raises DuplicateEvent if the command already produced an event for the aggregate, and
+        VersionTaken if the aggregate version is already used."""
+
+    @abstractmethod
+    async def for_command(self, command_id: uuid.UUID) -> list[Event]: ...
+
+    @abstractmethod
+    async def history(self, db_name: str, aggregate_type: AggregateType, aggregate_id: str) -> list[Event]:
+        """Every versioned event of one aggregate, oldest first."""
+
+    @abstractmethod
+    async def last_version(self, db_name: str, aggregate_type: AggregateType, aggregate_id: str) -> int:
+        """The aggregate's highest version, 0 when it has none."""
+
+    @abstractmethod
+    async def read(self, after_position: int, limit: int) -> list[Event]:
+        """Events in position order after `after_position`."""
+
+
+class DocumentStore(ABC):
+    """Current state of databases and classes. Every write is conditional on the version, so a
+    replayed or redelivered older write never overwrites a newer one."""
+
+    @abstractmethod
+    async def put_database(self, doc: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def delete_database(self, name: str, version: int) -> None:
+        """Mark the database deleted and drop everything in it."""
+
+    @abstractmethod
+    async def database(self, name: str) -> dict[str, Any] | None:
+        """The live database, or None when unknown or deleted."""
+
+    @abstractmethod
+    async def databases(self) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def put_class(self, db_name: str, doc: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def delete_class(self, db_name: str, class_id: str, version: int) -> None: ...
+
+    @abstractmethod
+    async def get_class(self, db_name: str, class_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def classes(self, db_name: str) -> list[dict[str, Any]]: ...

@@ -1,0 +1,1 @@
+"""The Faust app, its topics and the message codecs."""

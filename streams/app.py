@@ -1,0 +1,33 @@
+"""The Faust app: exactly-once processing, tables in memory recovered from their changelogs."""
+from __future__ import annotations
+
+import faust
+
+from shared.config import load
+
+settings = load()
+
+app = faust.App(
+    f"{settings.namespace}-worker",
+    broker=f"kafka://{settings.kafka_bootstrap}",
+    store="memory://",
+    # Exactly-once: the status and handled-command tables, their changelogs and the consumed offsets
+    # commit in one Kafka transaction, so a SIGKILL mid-stream neither loses nor double-applies them.
+    processing_guarantee="exactly_once",
+    topic_partitions=settings.partitions,
+    topic_replication_factor=1,
+    topic_allow_declare=True,
+    consumer_auto_offset_reset="earliest",
+    # Transactions commit this often; status messages become visible to read_committed consumers
+    # only then, so it bounds the status latency.
+    broker_commit_interval=0.05,
+    broker_commit_every=100,
+    consumer_max_fetch_size=1024 * 1024,
+    stream_wait_empty=False,
+    web_enabled=True,
+    web_bind="127.0.0.1",
+    web_host="127.0.0.1",
+    web_port=settings.worker_web_port,
+    canonical_url=f"http://127.0.0.1:{settings.worker_web_port}",
+    autodiscover=False,
+)

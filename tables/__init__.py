@@ -1,0 +1,1 @@
+"""Faust table declarations."""

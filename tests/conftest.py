@@ -1,0 +1,52 @@
+"""Fixtures: one namespace per test session (own PostgreSQL database, topics, consumer group)."""
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from shared.adapters.postgres.pool import create_pool, migrate
+from shared.config import TOPICS, Settings
+from tests.stack import Stack, test_env
+
+NAMESPACE = f"t{uuid.uuid4().hex[:8]}"
+ENV = test_env(NAMESPACE)
+os.environ.update(ENV)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+async def database(settings: Settings) -> AsyncIterator[str]:
+    from shared.stack import kafka, postgres
+
+    await postgres.create_database(settings, settings.pg_database)
+    await migrate(settings.pg_dsn)
+    await kafka.ensure_topics(settings, [settings.topic(t) for t in TOPICS], settings.partitions)
+    yield settings.pg_dsn
+
+
+@pytest.fixture(scope="session")
+async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(database, min_size=1, max_size=10)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def stack(settings: Settings, database: str) -> AsyncIterator[Stack]:
+    logs = Path(tempfile.mkdtemp(prefix=f"spice-{NAMESPACE}-"))
+    stack = Stack(settings, ENV, logs)
+    try:
+        await stack.start()
+        yield stack
+    finally:
+        await stack.stop()

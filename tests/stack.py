@@ -1,0 +1,154 @@
+"""Test harness: the project's processes (relay, Faust worker, web view) as real child processes."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from shared.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+FINAL = {"COMPLETED", "FAILED"}
+
+
+def test_env(namespace: str) -> dict[str, str]:
+    return {
+        "SPICE_NAMESPACE": namespace,
+        "SPICE_PG_DATABASE": f"test_{namespace}",
+        "SPICE_WEB_PORT": os.environ.get("SPICE_TEST_WEB_PORT", "58102"),
+        "SPICE_WORKER_WEB_PORT": os.environ.get("SPICE_TEST_WORKER_PORT", "58166"),
+        "SPICE_PARTITIONS": "4",
+    }
+
+
+class Process:
+    """One child process with its log file; stop() with a signal, start() again."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], logs: Path) -> None:
+        self.name, self.argv, self.env, self.logs = name, argv, env, logs
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = open(self.logs / f"{self.name}.{self.starts}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(self.argv, env={**os.environ, **self.env}, stdout=log,
+                                     stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def log_tail(self, lines: int = 40) -> str:
+        path = self.logs / f"{self.name}.{self.starts}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+class Stack:
+    """The running system under test, with an HTTP client bound to its web view."""
+
+    def __init__(self, settings: Settings, env: dict[str, str], logs: Path) -> None:
+        self.settings = settings
+        py = sys.executable
+        self.relay = Process("relay", [py, "-m", "shared.cli", "relay"], env, logs)
+        self.worker = Process("worker", [py, "-m", "faust", "-A", "agents.worker", "worker", "-l", "info"],
+                              env, logs)
+        self.web = Process("web", [py, "-m", "shared.cli", "web"], env, logs)
+        self.base = f"http://127.0.0.1:{settings.web_port}"
+        self.http: aiohttp.ClientSession | None = None
+
+    @property
+    def client(self) -> aiohttp.ClientSession:
+        assert self.http is not None
+        return self.http
+
+    async def start(self) -> None:
+        self.http = aiohttp.ClientSession()
+        for p in (self.relay, self.worker, self.web):
+            p.start()
+        await self.wait_healthy()
+
+    async def stop(self) -> None:
+        for p in (self.web, self.worker, self.relay):
+            p.stop()
+        if self.http:
+            await self.http.close()
+
+    async def wait_healthy(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            try:
+                async with self.client.get(f"{self.base}/health") as resp:
+                    last = await resp.json()
+                    if resp.status == 200:
+                        return
+            except (aiohttp.ClientError, ValueError) as exc:
+                last = exc
+            await asyncio.sleep(0.25)
+        raise AssertionError(f"stack not healthy: {last}\n{self.worker.log_tail()}")
+
+    async def wait_worker_ready(self, timeout: float = 120.0) -> None:
+        url = f"{self.settings.worker_url}/ready/"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                async with self.client.get(url) as resp:
+                    if resp.status == 200 and (await resp.json()).get("partitions", 0) > 0:
+                        return
+            except (aiohttp.ClientError, ValueError):
+                pass
+            await asyncio.sleep(0.25)
+        raise AssertionError(f"worker not ready\n{self.worker.log_tail()}")
+
+    async def request(self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None,
+                      data: Any = None) -> tuple[int, Any]:
+        async with self.client.request(method, f"{self.base}{path}", json=json, data=data,
+                                       headers=headers) as resp:
+            body = await resp.json(content_type=None)
+            return resp.status, body
+
+    async def status(self, command_id: str) -> dict[str, Any]:
+        code, body = await self.request("GET", f"/api/v1/commands/{command_id}")
+        assert code == 200, body
+        return body  # type: ignore[no-any-return]
+
+    async def wait(self, command_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        body: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            body = await self.status(command_id)
+            if body["status"] in FINAL:
+                return body
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"command {command_id} not final after {timeout}s: {body}\n"
+                             f"{self.worker.log_tail()}")
+
+    async def submit(self, method: str, path: str, json: Any = None, **kw: Any) -> str:
+        code, body = await self.request(method, path, json=json, **kw)
+        assert code == 202, (code, body)
+        assert body["status"] == "PENDING"
+        return str(body["command_id"])
+
+    async def run(self, method: str, path: str, json: Any = None, **kw: Any) -> dict[str, Any]:
+        return await self.wait(await self.submit(method, path, json, **kw))
+
+    async def new_database(self) -> str:
+        name = f"db-{uuid.uuid4().hex[:10]}"
+        done = await self.run("POST", "/api/v1/database/create", {"name": name, "description": "test"})
+        assert done["status"] == "COMPLETED", done
+        return name

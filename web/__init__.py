@@ -1,0 +1,1 @@
+"""The aiohttp view: command submission, status and reads."""

@@ -1,0 +1,69 @@
+"""Reading request bodies and query parameters, with 4xx answers for anything malformed."""
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from shared.application.submit import SubmitError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    text = await request.text()
+    if not text.strip():
+        raise SubmitError(400, "request body is empty; a JSON object is required")
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SubmitError(400, f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise SubmitError(400, "request body must be a JSON object")
+    return body
+
+
+async def model_body(request: web.Request, model: type[M]) -> M:
+    return model.model_validate(await json_body(request))
+
+
+def int_param(request: web.Request, name: str, lo: int | None = None, hi: int | None = None,
+              default: int | None = None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SubmitError(422, f"query parameter {name!r} must be an integer, got {raw!r}") from exc
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise SubmitError(422, f"query parameter {name!r} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def float_param(request: web.Request, name: str, lo: float, hi: float, default: float) -> float:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SubmitError(422, f"query parameter {name!r} must be a number, got {raw!r}") from exc
+    if not lo <= value <= hi:
+        raise SubmitError(422, f"query parameter {name!r} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 200:
+        raise SubmitError(400, "Idempotency-Key must be 1 to 200 characters")
+    return key
+
+
+def accepted(command_id: str, message: str, **extra: Any) -> web.Response:
+    return web.json_response(
+        {"command_id": command_id, "status": "PENDING", "result": {"message": message, **extra}}, status=202
+    )

@@ -1,0 +1,37 @@
+"""What every handler reaches through the aiohttp app: stores, the submitter and status lookups."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+from shared.adapters.postgres.command_log import PostgresCommandLog
+from shared.adapters.postgres.document_store import PostgresDocumentStore
+from shared.adapters.postgres.event_store import PostgresEventStore
+from shared.application.submit import Submitter
+from shared.config import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    pool: asyncpg.Pool
+    commands: PostgresCommandLog
+    events: PostgresEventStore
+    docs: PostgresDocumentStore
+    submitter: Submitter
+    http: aiohttp.ClientSession
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+def actor(request: web.Request) -> str:
+    """The caller. Until authentication exists every caller is the local user."""
+    return "anonymous"

@@ -1,0 +1,180 @@
+"""Command routes: submit database and class commands, read their status, wait for them."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from shared.application.submit import ClassPatch, SubmitError
+from shared.domain.commands import Command
+from shared.domain.ontology import DatabaseSpec, OntologyClass, check_database_name, check_identifier
+from shared.domain.status import FINAL, CommandStatus
+from web.bodies import accepted, float_param, idempotency_key, int_param, json_body, model_body
+from web.context import actor, services
+from web.status import lookup, parse_command_id, wait_final
+
+routes = web.RouteTableDef()
+
+
+def db_name(request: web.Request) -> str:
+    name = request.match_info["db_name"]
+    try:
+        return check_database_name(name)
+    except ValueError as exc:
+        raise SubmitError(400, str(exc)) from exc
+
+
+def class_id(request: web.Request) -> str:
+    try:
+        return check_identifier(request.match_info["class_id"], "class id")
+    except ValueError as exc:
+        raise SubmitError(400, str(exc)) from exc
+
+
+def _answer(command: Command, message: str, **extra: Any) -> web.Response:
+    return accepted(str(command.command_id), message, **extra)
+
+
+@routes.post("/api/v1/database/create")
+async def create_database(request: web.Request) -> web.Response:
+    spec = await model_body(request, DatabaseSpec)
+    command, _ = await services(request).submitter.create_database(
+        spec.name, spec.description, actor(request), idempotency_key(request))
+    return _answer(command, f"Database creation command accepted for {spec.name!r}", db_name=spec.name)
+
+
+@routes.delete("/api/v1/database/{db_name}")
+async def delete_database(request: web.Request) -> web.Response:
+    name = db_name(request)
+    command, _ = await services(request).submitter.delete_database(
+        name, int_param(request, "expected_version", lo=0), actor(request), idempotency_key(request))
+    return _answer(command, f"Database deletion command accepted for {name!r}", db_name=name)
+
+
+async def _submit_create(request: web.Request) -> tuple[Command, str]:
+    cls = await model_body(request, OntologyClass)
+    command, _ = await services(request).submitter.create_class(
+        db_name(request), cls, actor(request), idempotency_key(request))
+    return command, cls.id
+
+
+async def _submit_update(request: web.Request) -> tuple[Command, str]:
+    cid = class_id(request)
+    patch = await model_body(request, ClassPatch)
+    command, _ = await services(request).submitter.update_class(
+        db_name(request), cid, patch, int_param(request, "expected_version", lo=0), actor(request),
+        idempotency_key(request))
+    return command, cid
+
+
+async def _submit_delete(request: web.Request) -> tuple[Command, str]:
+    cid = class_id(request)
+    expected = int_param(request, "expected_version", lo=0)
+    if expected is None and request.can_read_body:
+        text = await request.text()
+        if text.strip():
+            body = await json_body(request)
+            raw = body.get("expected_version")
+            if raw is not None and (not isinstance(raw, int) or raw < 0):
+                raise SubmitError(422, "expected_version must be a non-negative integer")
+            expected = raw
+    command, _ = await services(request).submitter.delete_class(
+        db_name(request), cid, expected, actor(request), idempotency_key(request))
+    return command, cid
+
+
+@routes.post("/api/v1/ontology/{db_name}/async/create")
+async def create_class(request: web.Request) -> web.Response:
+    command, cid = await _submit_create(request)
+    return _answer(command, f"Ontology creation command accepted for {cid!r}", class_id=cid)
+
+
+@routes.put("/api/v1/ontology/{db_name}/async/{class_id}")
+async def update_class(request: web.Request) -> web.Response:
+    command, cid = await _submit_update(request)
+    return _answer(command, f"Ontology update command accepted for {cid!r}", class_id=cid)
+
+
+@routes.delete("/api/v1/ontology/{db_name}/async/{class_id}")
+async def delete_class(request: web.Request) -> web.Response:
+    command, cid = await _submit_delete(request)
+    return _answer(command, f"Ontology deletion command accepted for {cid!r}", class_id=cid)
+
+
+async def _status(request: web.Request) -> web.Response:
+    raw = request.match_info["command_id"]
+    command_id = parse_command_id(raw)
+    record = await lookup(services(request), command_id) if command_id else None
+    if record is None:
+        raise SubmitError(404, f"unknown command {raw!r}", command_id=raw)
+    return web.json_response(record.to_api())
+
+
+routes.get("/api/v1/commands/{command_id}")(_status)
+routes.get("/api/v1/ontology/{db_name}/async/command/{command_id}/status")(_status)
+
+
+def _wait_params(request: web.Request) -> tuple[float, float]:
+    return (float_param(request, "timeout", 1, 300, 30.0), float_param(request, "poll_interval", 0.1, 5, 0.5))
+
+
+async def _sync(request: web.Request, submit: Any, verb: str) -> web.Response:
+    timeout, poll = _wait_params(request)
+    started = time.monotonic()
+    command, cid = await submit(request)
+    return await _waited(request, command.command_id, timeout, poll, started, cid, verb)
+
+
+async def _waited(request: web.Request, command_id: Any, timeout: float, poll: float, started: float,
+                  cid: str | None, verb: str) -> web.Response:
+    svc = services(request)
+    record, history = await wait_final(svc, command_id, timeout, poll)
+    if record is None:
+        raise SubmitError(404, f"unknown command {command_id}")
+    db = record.db_name
+    hint = f"You can check the status using GET /api/v1/ontology/{db}/async/command/{command_id}/status"
+    if record.status not in FINAL:
+        raise SubmitError(408, f"Operation timed out after {timeout:g} seconds", command_id=str(command_id),
+                          hint=hint, status=record.status.value)
+    api = record.to_api()
+    data = {"command_id": str(command_id), "class_id": cid or record.aggregate_id,
+            "execution_time": round(time.monotonic() - started, 3), "result": api["result"],
+            "progress_history": history}
+    if record.status is CommandStatus.FAILED:
+        message = (record.error or {}).get("message", "Command failed")
+        return web.json_response({"status": "error", "message": message, "data": data,
+                                  "detail": {"message": message, "command_id": str(command_id),
+                                             "error": record.error}}, status=_failure_status(record.error))
+    return web.json_response({"status": "success", "message": f"Successfully {verb} ontology class {cid!r}"
+                              if cid else "Command completed successfully", "data": data})
+
+
+def _failure_status(error: dict[str, Any] | None) -> int:
+    code = (error or {}).get("code")
+    return {"conflict": 409, "not_found": 404, "exists": 409, "in_use": 409}.get(str(code), 422)
+
+
+@routes.post("/api/v1/ontology/{db_name}/sync/create")
+async def create_class_sync(request: web.Request) -> web.Response:
+    return await _sync(request, _submit_create, "created")
+
+
+@routes.put("/api/v1/ontology/{db_name}/sync/{class_id}")
+async def update_class_sync(request: web.Request) -> web.Response:
+    return await _sync(request, _submit_update, "updated")
+
+
+@routes.delete("/api/v1/ontology/{db_name}/sync/{class_id}")
+async def delete_class_sync(request: web.Request) -> web.Response:
+    return await _sync(request, _submit_delete, "deleted")
+
+
+@routes.get("/api/v1/ontology/{db_name}/sync/command/{command_id}/wait")
+async def wait_command(request: web.Request) -> web.Response:
+    timeout, poll = _wait_params(request)
+    raw = request.match_info["command_id"]
+    command_id = parse_command_id(raw)
+    if command_id is None:
+        raise SubmitError(404, f"unknown command {raw!r}")
+    return await _waited(request, command_id, timeout, poll, time.monotonic(), None, "")

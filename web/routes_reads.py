@@ -1,0 +1,104 @@
+"""Read routes: databases, classes, a class at a version or time, and its history. Never mutate."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from shared.application.submit import SubmitError
+from shared.domain.commands import AggregateType, iso
+from shared.domain.events import Event
+from web.bodies import int_param
+from web.context import services
+from web.routes_commands import class_id, db_name
+
+routes = web.RouteTableDef()
+
+
+async def _require_db(request: web.Request) -> str:
+    name = db_name(request)
+    if await services(request).docs.database(name) is None:
+        raise SubmitError(404, f"database {name!r} does not exist", db_name=name)
+    return name
+
+
+def _page(request: web.Request, items: list[dict[str, Any]]) -> dict[str, Any]:
+    limit = int_param(request, "limit", lo=1, hi=1000, default=100)
+    offset = int_param(request, "offset", lo=0, default=0)
+    assert limit is not None and offset is not None
+    return {"total": len(items), "limit": limit, "offset": offset, "items": items[offset:offset + limit]}
+
+
+@routes.get("/api/v1/database/list")
+async def list_databases(request: web.Request) -> web.Response:
+    dbs = await services(request).docs.databases()
+    return web.json_response({**_page(request, dbs), "databases": [d["name"] for d in dbs]})
+
+
+@routes.get("/api/v1/database/{db_name}")
+async def get_database(request: web.Request) -> web.Response:
+    name = db_name(request)
+    doc = await services(request).docs.database(name)
+    if doc is None:
+        raise SubmitError(404, f"database {name!r} does not exist", db_name=name)
+    return web.json_response(doc)
+
+
+@routes.get("/api/v1/ontology/{db_name}/classes")
+async def list_classes(request: web.Request) -> web.Response:
+    name = await _require_db(request)
+    return web.json_response(_page(request, await services(request).docs.classes(name)))
+
+
+def _history_entry(event: Event) -> dict[str, Any]:
+    return {
+        "version": event.version, "event_type": event.event_type.value, "event_id": str(event.event_id),
+        "command_id": str(event.command_id), "actor": event.actor, "timestamp": iso(event.occurred_at),
+        "position": event.position, "state": event.data,
+    }
+
+
+def _as_of(request: web.Request) -> datetime | None:
+    raw = request.query.get("as_of")
+    if not raw:
+        return None
+    try:
+        ts = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise SubmitError(422, f"as_of must be an ISO-8601 timestamp, got {raw!r}") from exc
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+@routes.get("/api/v1/ontology/{db_name}/classes/{class_id}")
+async def get_class(request: web.Request) -> web.Response:
+    name, cid = await _require_db(request), class_id(request)
+    svc = services(request)
+    version = int_param(request, "version", lo=1)
+    as_of = _as_of(request)
+    if version is None and as_of is None:
+        doc = await svc.docs.get_class(name, cid)
+        if doc is None:
+            raise SubmitError(404, f"class {cid!r} does not exist in {name!r}", class_id=cid)
+        return web.json_response(doc)
+    history = await svc.events.history(name, AggregateType.ONTOLOGY_CLASS, cid)
+    if version is not None:
+        chosen = [e for e in history if e.version == version]
+        what = f"version {version}"
+    else:
+        assert as_of is not None
+        chosen = [e for e in history if e.occurred_at <= as_of][-1:]
+        what = f"as of {iso(as_of)}"
+    if not chosen or chosen[0].data.get("deleted"):
+        raise SubmitError(404, f"class {cid!r} has no state {what} in {name!r}", class_id=cid)
+    return web.json_response(chosen[0].data)
+
+
+@routes.get("/api/v1/ontology/{db_name}/classes/{class_id}/history")
+async def class_history(request: web.Request) -> web.Response:
+    name, cid = db_name(request), class_id(request)
+    history = await services(request).events.history(name, AggregateType.ONTOLOGY_CLASS, cid)
+    if not history:
+        raise SubmitError(404, f"class {cid!r} has no history in {name!r}", class_id=cid)
+    items = [_history_entry(e) for e in history]
+    return web.json_response({"class_id": cid, "db_name": name, **_page(request, items)})

@@ -1,0 +1,80 @@
+"""Status lookups: the worker's command_status table first, then the command log and event store."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import aiohttp
+
+from shared.application.execute import final_status
+from shared.domain.commands import Command
+from shared.domain.events import Event
+from shared.domain.status import FINAL, CommandStatus, StatusRecord, StatusUpdate, apply_update
+from web.context import Services
+
+log = logging.getLogger(__name__)
+
+
+def parse_command_id(raw: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        return None
+
+
+async def from_table(svc: Services, command_id: str) -> StatusRecord | None:
+    """Ask the Faust worker; its table route forwards to the worker owning the key's partition."""
+    try:
+        async with svc.http.get(f"{svc.settings.worker_url}/status/{command_id}/",
+                                timeout=aiohttp.ClientTimeout(total=2)) as resp:
+            if resp.status == 200:
+                return StatusRecord.model_validate(await resp.json())
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        log.debug("status table unavailable: %s", exc)
+    return None
+
+
+def from_log(command: Command, event: Event | None) -> StatusRecord:
+    """A record rebuilt from the command log and event store, for when the table has no entry yet."""
+    seed = StatusUpdate(command_id=str(command.command_id), status=CommandStatus.PENDING,
+                        message="Command recorded", command_type=command.command_type.value,
+                        aggregate_id=command.aggregate_id, db_name=command.db_name, actor=command.actor,
+                        created_at=command.created_at, timestamp=command.created_at)
+    record = apply_update(None, seed)
+    assert record is not None
+    if event is not None:
+        done = final_status(command, event).model_copy(update={"timestamp": event.occurred_at})
+        record = apply_update(record, done) or record
+    return record
+
+
+async def lookup(svc: Services, command_id: uuid.UUID) -> StatusRecord | None:
+    record = await from_table(svc, str(command_id))
+    if record is not None:
+        return record
+    command = await svc.commands.get(command_id)
+    if command is None:
+        return None
+    events = await svc.events.for_command(command_id)
+    return from_log(command, events[0] if events else None)
+
+
+async def wait_final(svc: Services, command_id: uuid.UUID, timeout: float,
+                     poll_interval: float) -> tuple[StatusRecord | None, list[dict[str, Any]]]:
+    """Poll until the command is COMPLETED or FAILED or `timeout` passes; returns the last record seen."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    record = await lookup(svc, command_id)
+    while record is not None and record.status not in FINAL and loop.time() < deadline:
+        await asyncio.sleep(min(poll_interval, max(0.0, deadline - loop.time())))
+        record = await lookup(svc, command_id)
+    history = []
+    if record is not None:
+        start = record.created_at
+        history = [{"timestamp": h.timestamp.isoformat().replace("+00:00", "Z"),
+                    "elapsed_time": round((h.timestamp - start).total_seconds(), 3),
+                    "status": h.status.value, "progress": h.progress, "message": h.message}
+                   for h in record.history]
+    return record, history
