@@ -43,13 +43,13 @@ async def handle(raw: bytes, key: Any) -> None:
     command_id = str(command.command_id)
     # Fast path for redelivery: the table is restored from its changelog in the same transaction as
     # the offsets, so an entry here means the event is stored and the final status was sent.
-    if handled_commands.get(command_id) is not None:
+    if handled_commands.get(command_id.encode()) is not None:
         return
     runtime = await open_runtime(settings)
     event = await runtime.executor.execute(command, report)
-    handled_commands[command_id] = str(event.event_id).encode()
+    handled_commands[command_id.encode()] = str(event.event_id).encode()
     if command.idempotency_key:
-        handled_idempotency_keys[f"{command.actor}:{command.idempotency_key}"] = command_id.encode()
+        handled_idempotency_keys[f"{command.actor}:{command.idempotency_key}".encode()] = command_id.encode()
 
 
 @app.agent(database_commands)

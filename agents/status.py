@@ -41,19 +41,20 @@ async def announce(record: StatusRecord) -> None:
 async def status_agent(stream: Any) -> None:
     async for raw in stream:
         update = decode(StatusUpdate, raw)
-        stored = command_status.get(update.command_id)
+        key = update.command_id.encode()
+        stored = command_status.get(key)
         record = apply_update(decode(StatusRecord, stored) if stored else None, update)
         if record is None:
             continue
         # Reassign (never mutate in place): only an assignment is written to the changelog.
-        command_status[update.command_id] = record.model_dump_json().encode()
+        command_status[key] = record.model_dump_json().encode()
         await announce(record)
 
 
 @app.page("/status/{command_id}")
 @app.table_route(table=command_status, match_info="command_id")
 async def status_page(self: Any, request: web.Request, command_id: str) -> Any:
-    stored = command_status.get(command_id)
+    stored = command_status.get(command_id.encode())
     if stored is None:
         return self.json({"detail": {"message": f"no status for {command_id}"}}, status=404)
     return self.json(json.loads(stored))

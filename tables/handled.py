@@ -4,10 +4,8 @@ from __future__ import annotations
 from streams.app import app, settings
 
 handled_commands = app.Table(
-    "handled_commands", key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw",
-    partitions=settings.partitions, default=None,
+    "handled_commands", key_type=bytes, value_type=bytes, partitions=settings.partitions, default=None,
 )
 handled_idempotency_keys = app.Table(
-    "handled_idempotency_keys", key_type=str, value_type=bytes, key_serializer="raw",
-    value_serializer="raw", partitions=settings.partitions, default=None,
+    "handled_idempotency_keys", key_type=bytes, value_type=bytes, partitions=settings.partitions, default=None,
 )

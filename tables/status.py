@@ -4,6 +4,5 @@ from __future__ import annotations
 from streams.app import app, settings
 
 command_status = app.Table(
-    "command_status", key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw",
-    partitions=settings.partitions, default=None,
+    "command_status", key_type=bytes, value_type=bytes, partitions=settings.partitions, default=None,
 )

@@ -216,7 +216,7 @@ async def _metadata_ok(settings: Settings) -> bool:
 
 
 async def _start(settings: Settings) -> None:
-    if is_running(settings):
+    if pid_alive(_pid(settings), MAIN_CLASS):
         try:
             if await _metadata_ok(settings):
                 return
@@ -239,7 +239,7 @@ async def _start(settings: Settings) -> None:
     await wait_until(
         lambda: _metadata_ok(settings), what="Kafka", deadline=START_DEADLINE,
         logs=[_log(settings), _stdout_log(settings)],
-        alive=lambda: pid_alive(_pid(settings), MAIN_CLASS), interval=0.5,
+        alive=lambda: pid_alive(_pid(settings), MAIN_CLASS), interval=0.25,
     )
 
 

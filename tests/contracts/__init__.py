@@ -1,0 +1,1 @@
+"""Contract test suites: one per port; every adapter's test class subclasses the suite."""

@@ -1,0 +1,56 @@
+"""The EventStore contract."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from shared.domain.commands import AggregateType, Command, CommandType
+from shared.domain.events import Event, EventType, event_for
+from shared.ports import DuplicateEvent, EventStore, VersionTaken
+
+
+def make_event(aggregate: str, version: int | None, command: Command | None = None) -> Event:
+    cmd = command or Command(command_type=CommandType.CREATE_ONTOLOGY_CLASS, aggregate_id=aggregate,
+                             db_name="contract", actor="tester")
+    kind = EventType.ONTOLOGY_CLASS_CREATED if version else EventType.COMMAND_FAILED
+    return event_for(cmd, kind, version, {"class_id": aggregate, "version": version})
+
+
+class EventStoreContract:
+    @pytest.fixture
+    def store(self) -> EventStore:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def aggregate(self) -> str:
+        return f"A{uuid.uuid4().hex[:8]}"
+
+    async def test_append_and_read_back(self, store: EventStore, aggregate: str) -> None:
+        first = await store.append(make_event(aggregate, 1), "t")
+        second = await store.append(make_event(aggregate, 2), "t")
+        assert first.position is not None and second.position is not None
+        assert second.position > first.position
+        history = await store.history("contract", AggregateType.ONTOLOGY_CLASS, aggregate)
+        assert [e.version for e in history] == [1, 2]
+        assert await store.last_version("contract", AggregateType.ONTOLOGY_CLASS, aggregate) == 2
+        assert [e.event_id for e in await store.for_command(first.command_id)] == [first.event_id]
+        after = await store.read(first.position - 1, 10)
+        assert [e.event_id for e in after][:2] == [first.event_id, second.event_id]
+
+    async def test_same_command_twice_is_refused(self, store: EventStore, aggregate: str) -> None:
+        event = make_event(aggregate, 1)
+        await store.append(event, "t")
+        with pytest.raises(DuplicateEvent):
+            await store.append(event, "t")
+        assert len(await store.for_command(event.command_id)) == 1
+
+    async def test_a_version_is_taken_once(self, store: EventStore, aggregate: str) -> None:
+        await store.append(make_event(aggregate, 1), "t")
+        with pytest.raises(VersionTaken):
+            await store.append(make_event(aggregate, 1), "t")
+
+    async def test_failures_carry_no_version(self, store: EventStore, aggregate: str) -> None:
+        await store.append(make_event(aggregate, None), "t")
+        await store.append(make_event(aggregate, None), "t")
+        assert await store.last_version("contract", AggregateType.ONTOLOGY_CLASS, aggregate) == 0
