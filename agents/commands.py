@@ -18,12 +18,17 @@ log = logging.getLogger(__name__)
 
 
 async def report(update: StatusUpdate) -> None:
-    # Keyed by command_id: all of one command's transitions land in one partition, in order.
-    await command_status.send(key=update.command_id, value=encode(update))
+    runtime = await open_runtime(settings)
+    # Keyed by command_id: all of one command's transitions land in one partition, in order; waiting
+    # for the acknowledgement keeps PROCESSING ahead of COMPLETED even across producer retries.
+    await runtime.producer.send_and_wait(command_status.get_topic_name(), encode(update),
+                                         key=update.command_id.encode())
 
 
 async def dead_letter(raw: Any, key: Any, error: str) -> None:
-    await dead_letters.send(key=key or "", value=encode_dead_letter(raw, error))
+    runtime = await open_runtime(settings)
+    await runtime.producer.send_and_wait(dead_letters.get_topic_name(), encode_dead_letter(raw, error),
+                                         key=str(key or "").encode())
 
 
 def encode_dead_letter(raw: Any, error: str) -> bytes:

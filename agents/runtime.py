@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import asyncpg
 import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
 
 from shared.adapters.postgres.command_log import PostgresCommandLog
 from shared.adapters.postgres.document_store import PostgresDocumentStore
@@ -25,6 +26,11 @@ class Runtime:
     pool: asyncpg.Pool
     redis: aioredis.Redis
     executor: Executor
+    # Outside Faust's transactions on purpose: Faust's exactly-once producer for a topic commits only
+    # when its consumer commits offsets of that topic's partition group, so a status message sent
+    # transactionally to the status topic would wait for the status agent, which cannot see it yet.
+    # Status transitions are idempotent (apply_update drops duplicates), so at-least-once is exact.
+    producer: AIOKafkaProducer
 
 
 _runtime: Runtime | None = None
@@ -42,5 +48,8 @@ async def open_runtime(settings: Settings) -> Runtime:
         executor = Executor(commands, PostgresEventStore(pool), PostgresDocumentStore(pool), event_topic,
                             worker_name=f"worker {socket.gethostname()}:{os.getpid()}")
         client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
-        _runtime = Runtime(pool=pool, redis=client, executor=executor)
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                                    enable_idempotence=True, linger_ms=0)
+        await producer.start()
+        _runtime = Runtime(pool=pool, redis=client, executor=executor, producer=producer)
     return _runtime

@@ -103,7 +103,7 @@ class Stack:
         raise AssertionError(f"stack not healthy: {last}\n{self.worker.log_tail()}")
 
     async def wait_worker_ready(self, timeout: float = 120.0) -> None:
-        url = f"{self.settings.worker_url}/ready/"
+        url = f"{self.settings.worker_url}/ready"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

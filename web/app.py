@@ -39,7 +39,7 @@ async def health(request: web.Request) -> web.Response:
     except Exception as exc:  # noqa: BLE001
         checks["redis"] = f"down: {exc}"
     try:
-        async with svc.http.get(f"{svc.settings.worker_url}/ready/",
+        async with svc.http.get(f"{svc.settings.worker_url}/ready",
                                 timeout=aiohttp.ClientTimeout(total=2)) as resp:
             checks["worker"] = "ok" if resp.status == 200 else f"down: HTTP {resp.status}"
     except (aiohttp.ClientError, TimeoutError) as exc:

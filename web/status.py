@@ -27,7 +27,7 @@ def parse_command_id(raw: str) -> uuid.UUID | None:
 async def from_table(svc: Services, command_id: str) -> StatusRecord | None:
     """Ask the Faust worker; its table route forwards to the worker owning the key's partition."""
     try:
-        async with svc.http.get(f"{svc.settings.worker_url}/status/{command_id}/",
+        async with svc.http.get(f"{svc.settings.worker_url}/status/{command_id}",
                                 timeout=aiohttp.ClientTimeout(total=2)) as resp:
             if resp.status == 200:
                 return StatusRecord.model_validate(await resp.json())
@@ -36,29 +36,32 @@ async def from_table(svc: Services, command_id: str) -> StatusRecord | None:
     return None
 
 
-def from_log(command: Command, event: Event | None) -> StatusRecord:
-    """A record rebuilt from the command log and event store, for when the table has no entry yet."""
-    seed = StatusUpdate(command_id=str(command.command_id), status=CommandStatus.PENDING,
-                        message="Command recorded", command_type=command.command_type.value,
-                        aggregate_id=command.aggregate_id, db_name=command.db_name, actor=command.actor,
-                        created_at=command.created_at, timestamp=command.created_at)
-    record = apply_update(None, seed)
-    assert record is not None
-    if event is not None:
+def from_log(command: Command, event: Event | None, table: StatusRecord | None) -> StatusRecord:
+    """The table's record, completed from the event store when the table lags behind it (the table
+    is fed through Kafka, the event store is written first), or rebuilt from the logs alone."""
+    record = table
+    if record is None:
+        seed = StatusUpdate(command_id=str(command.command_id), status=CommandStatus.PENDING,
+                            message="Command recorded", command_type=command.command_type.value,
+                            aggregate_id=command.aggregate_id, db_name=command.db_name,
+                            actor=command.actor, created_at=command.created_at, timestamp=command.created_at)
+        record = apply_update(None, seed)
+        assert record is not None
+    if event is not None and record.status not in FINAL:
         done = final_status(command, event).model_copy(update={"timestamp": event.occurred_at})
         record = apply_update(record, done) or record
     return record
 
 
 async def lookup(svc: Services, command_id: uuid.UUID) -> StatusRecord | None:
-    record = await from_table(svc, str(command_id))
-    if record is not None:
-        return record
+    table = await from_table(svc, str(command_id))
+    if table is not None and table.status in FINAL:
+        return table
     command = await svc.commands.get(command_id)
     if command is None:
-        return None
+        return table
     events = await svc.events.for_command(command_id)
-    return from_log(command, events[0] if events else None)
+    return from_log(command, events[0] if events else None, table)
 
 
 async def wait_final(svc: Services, command_id: uuid.UUID, timeout: float,
