@@ -23,6 +23,9 @@ app = faust.App(
     broker_commit_interval=0.05,
     broker_commit_every=100,
     consumer_max_fetch_size=1024 * 1024,
+    # A killed worker's partitions move to the survivors after this long without heartbeats.
+    broker_session_timeout=10.0,
+    broker_heartbeat_interval=1.0,
     stream_wait_empty=False,
     web_enabled=True,
     web_bind="127.0.0.1",

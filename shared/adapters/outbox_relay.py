@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from dataclasses import dataclass
 
@@ -23,9 +24,9 @@ RELAY_LOCK = 7_200_312  # advisory lock id: one active relay at a time, others s
 # prefix, in (txid, id) order, and moving the cursor only within it, means no row can later appear
 # behind the cursor. Rows of a still-open older transaction simply wait until it ends.
 FETCH = """
-SELECT id, txid::text AS txid, topic, key, value,
-       txid < pg_snapshot_xmin(pg_current_snapshot()) AS ready
-FROM outbox
+WITH horizon AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+SELECT id, txid::text AS txid, topic, key, value, txid < horizon.xmin AS ready
+FROM outbox, horizon
 WHERE (txid, id) > ($1::text::xid8, $2::bigint)
 ORDER BY txid, id
 LIMIT $3
@@ -88,8 +89,13 @@ class OutboxRelay:
             cursor = (row["txid"], row["id"]) if row else ("0", 0)
             while not stop.is_set():
                 wake.clear()
-                rows = await conn.fetch(FETCH, cursor[0], cursor[1], self.batch_size)
-                ready = [r for r in rows if r["ready"]]
+                # One snapshot for the scan and the horizon: what the scan sees and what xmin
+                # promises must describe the same moment.
+                async with conn.transaction(isolation="repeatable_read", readonly=True):
+                    rows = await conn.fetch(FETCH, cursor[0], cursor[1], self.batch_size)
+                # The ready rows are a prefix (ordered by txid, one horizon): stop at the first
+                # row that is not, never step over it.
+                ready = list(itertools.takewhile(lambda r: r["ready"], rows))
                 if ready:
                     await self._publish(producer, ready)
                     cursor = (ready[-1]["txid"], ready[-1]["id"])
