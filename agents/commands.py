@@ -51,6 +51,7 @@ async def handle(raw: bytes, key: Any) -> None:
     if handled_commands.get(command_id.encode()) is not None:
         return
     runtime = await open_runtime(settings)
+    log.info("executing %s %s", command.command_type.value, command_id)
     event = await runtime.executor.execute(command, report)
     handled_commands[command_id.encode()] = str(event.event_id).encode()
     if command.idempotency_key:

@@ -1,6 +1,7 @@
 """The worker's connections and stores, opened once when the worker starts."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -34,22 +35,34 @@ class Runtime:
 
 
 _runtime: Runtime | None = None
+_opening = asyncio.Lock()
 
 
 async def open_runtime(settings: Settings) -> Runtime:
     global _runtime
-    if _runtime is None:
-        pool = await create_pool(settings.pg_dsn, min_size=2, max_size=8)
-        commands = PostgresCommandLog(pool)
-
-        def event_topic(command: Command) -> str:
-            return settings.topic(f"{command.channel}-events")
-
-        executor = Executor(commands, PostgresEventStore(pool), PostgresDocumentStore(pool), event_topic,
-                            worker_name=f"worker {socket.gethostname()}:{os.getpid()}")
-        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                                    enable_idempotence=True, linger_ms=0)
-        await producer.start()
-        _runtime = Runtime(pool=pool, redis=client, executor=executor, producer=producer)
+    if _runtime is not None:
+        return _runtime
+    # Several agents ask at once when the worker starts: one opens, the others wait for it (two
+    # runtimes would leave one producer unreferenced, and its sends would never complete).
+    async with _opening:
+        if _runtime is None:
+            _runtime = await _open(settings)
     return _runtime
+
+
+async def _open(settings: Settings) -> Runtime:
+    log.info("opening the worker runtime")
+    pool = await create_pool(settings.pg_dsn, min_size=2, max_size=8)
+    commands = PostgresCommandLog(pool)
+
+    def event_topic(command: Command) -> str:
+        return settings.topic(f"{command.channel}-events")
+
+    executor = Executor(commands, PostgresEventStore(pool), PostgresDocumentStore(pool), event_topic,
+                        worker_name=f"worker {socket.gethostname()}:{os.getpid()}")
+    client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                                enable_idempotence=True, linger_ms=0)
+    await producer.start()
+    log.info("worker runtime open")
+    return Runtime(pool=pool, redis=client, executor=executor, producer=producer)

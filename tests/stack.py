@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -77,6 +78,11 @@ class Stack:
         return self.http
 
     async def start(self) -> None:
+        for port in (self.settings.web_port, self.settings.worker_web_port):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    raise RuntimeError(f"port {port} is taken: stop what listens there (or set "
+                                       "SPICE_TEST_WEB_PORT / SPICE_TEST_WORKER_PORT)")
         self.http = aiohttp.ClientSession()
         for p in (self.relay, self.worker, self.web):
             p.start()

@@ -1,0 +1,81 @@
+"""Bad input: a clear 4xx with a message, and nothing recorded."""
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.stack import Stack
+from tests.test_write_path import PERSON
+
+DB = "{db}"
+CASES: list[tuple[str, str, str, Any, int, str]] = [
+    ("malformed json", "POST", f"/api/v1/ontology/{DB}/async/create", b"{not json", 400, "not valid JSON"),
+    ("not an object", "POST", f"/api/v1/ontology/{DB}/async/create", b"[1, 2]", 400, "JSON object"),
+    ("empty body", "POST", f"/api/v1/ontology/{DB}/async/create", b"", 400, "empty"),
+    ("unknown database", "POST", "/api/v1/ontology/nosuchdb/async/create", PERSON, 404, "does not exist"),
+    ("bad class id", "POST", f"/api/v1/ontology/{DB}/async/create", {"id": "9lives"}, 422, "class id"),
+    ("unknown property type", "POST", f"/api/v1/ontology/{DB}/async/create",
+     {"id": "X", "properties": [{"name": "a", "type": "blob"}]}, 422, "unknown type"),
+    ("duplicate property names", "POST", f"/api/v1/ontology/{DB}/async/create",
+     {"id": "X", "properties": [{"name": "a", "type": "string"}, {"name": "a", "type": "integer"}]},
+     422, "more than once"),
+    ("link to unknown class", "POST", f"/api/v1/ontology/{DB}/async/create",
+     {"id": "X", "properties": [{"name": "a", "type": "link", "target": "Ghost"}]}, 422, "Ghost"),
+    ("unknown parent", "POST", f"/api/v1/ontology/{DB}/async/create",
+     {"id": "X", "parent_class": "Ghost"}, 422, "Ghost"),
+    ("relationship to unknown class", "POST", f"/api/v1/ontology/{DB}/async/create",
+     {"id": "X", "relationships": [{"predicate": "owns", "target": "Ghost"}]}, 422, "Ghost"),
+    ("unknown field", "POST", f"/api/v1/ontology/{DB}/async/create", {"id": "X", "colour": "red"}, 422,
+     "colour"),
+    ("bad label language", "POST", f"/api/v1/ontology/{DB}/async/create",
+     {"id": "X", "label": {"english": "x"}}, 422, "language"),
+    ("bad database name", "POST", "/api/v1/database/create", {"name": "Bad Name!"}, 422, "database name"),
+    ("database exists", "POST", "/api/v1/database/create", {"name": DB}, 409, "already exists"),
+    ("bad class id in path", "PUT", f"/api/v1/ontology/{DB}/async/bad-id", {"description": "x"}, 400,
+     "class id"),
+    ("mismatched id", "PUT", f"/api/v1/ontology/{DB}/async/Person", {"id": "Other"}, 400, "does not match"),
+    ("negative expected_version", "PUT", f"/api/v1/ontology/{DB}/async/Person", {"expected_version": -1},
+     422, "expected_version"),
+    ("bad expected_version query", "DELETE", f"/api/v1/ontology/{DB}/async/Person?expected_version=x",
+     None, 422, "expected_version"),
+    ("delete unknown database", "DELETE", "/api/v1/database/nosuchdb", None, 404, "does not exist"),
+    ("sync timeout out of range", "POST", f"/api/v1/ontology/{DB}/sync/create?timeout=0", PERSON, 422,
+     "timeout"),
+    ("sync poll out of range", "POST", f"/api/v1/ontology/{DB}/sync/create?poll_interval=9", PERSON, 422,
+     "poll_interval"),
+]
+
+
+@pytest.fixture(scope="module")
+async def db(stack: Stack) -> str:
+    return await stack.new_database()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+async def test_bad_input_is_refused_and_nothing_recorded(stack: Stack, pool: asyncpg.Pool, db: str,
+                                                         case: tuple[str, str, str, Any, int, str]) -> None:
+    _, method, path, body, status, fragment = case
+    path = path.replace(DB, db)
+    if isinstance(body, dict):
+        body = {k: (v.replace(DB, db) if isinstance(v, str) else v) for k, v in body.items()}
+    before = await pool.fetchval("SELECT (SELECT count(*) FROM commands) + (SELECT count(*) FROM outbox)")
+    if isinstance(body, bytes):
+        code, answer = await stack.request(method, path, data=body,
+                                           headers={"Content-Type": "application/json"})
+    else:
+        code, answer = await stack.request(method, path, json=body)
+    assert code == status, answer
+    assert fragment in answer["detail"]["message"], answer
+    after = await pool.fetchval("SELECT (SELECT count(*) FROM commands) + (SELECT count(*) FROM outbox)")
+    assert after == before
+
+
+async def test_unknown_command_and_route(stack: Stack) -> None:
+    code, answer = await stack.request("GET", "/api/v1/commands/00000000-0000-0000-0000-000000000000")
+    assert code == 404 and "unknown command" in answer["detail"]["message"]
+    code, answer = await stack.request("GET", "/api/v1/commands/not-a-uuid")
+    assert code == 404
+    code, answer = await stack.request("GET", "/api/v1/nothing/here")
+    assert code == 404 and answer["detail"]["message"]

@@ -1,0 +1,77 @@
+"""A command delivered twice has one effect and one event; an Idempotency-Key makes one command."""
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from shared.adapters.postgres.command_log import PostgresCommandLog
+from shared.adapters.postgres.document_store import PostgresDocumentStore
+from shared.adapters.postgres.event_store import PostgresEventStore
+from shared.application.execute import Executor
+from shared.config import Settings
+from shared.domain.commands import Command, CommandType
+from shared.domain.status import StatusUpdate
+from tests.stack import Stack
+from tests.test_write_path import PERSON
+
+
+async def test_same_command_published_twice_has_one_effect(stack: Stack, pool: asyncpg.Pool,
+                                                           settings: Settings) -> None:
+    db = await stack.new_database()
+    command_id = await stack.submit("POST", f"/api/v1/ontology/{db}/async/create", PERSON)
+    assert (await stack.wait(command_id))["status"] == "COMPLETED"
+    row = await pool.fetchrow("SELECT topic, key, value FROM outbox WHERE value::jsonb->>'command_id' = $1",
+                              command_id)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:  # the relay's at-least-once promise, acted out: the same record again, twice
+        for _ in range(2):
+            await producer.send_and_wait(row["topic"], row["value"].encode(), key=row["key"].encode())
+    finally:
+        await producer.stop()
+    # Same key, so same partition: once this later command is done, the duplicates were consumed.
+    later = await stack.run("PUT", f"/api/v1/ontology/{db}/async/Person", {"description": "after"})
+    assert later["status"] == "COMPLETED", later
+    events = await pool.fetch("SELECT event_type FROM events WHERE command_id = $1", uuid.UUID(command_id))
+    assert [e["event_type"] for e in events] == ["ONTOLOGY_CLASS_CREATED"]
+    code, cls = await stack.request("GET", f"/api/v1/ontology/{db}/classes/Person")
+    assert cls["version"] == 2 and cls["description"] == "after"
+    status = await stack.status(command_id)
+    assert [h["status"] for h in status["result"]["history"]].count("COMPLETED") == 1
+
+
+async def test_executor_run_twice_relies_on_the_event_store(pool: asyncpg.Pool) -> None:
+    """Without the Faust table's fast path: the unique constraints alone make the second run a no-op."""
+    events, docs = PostgresEventStore(pool), PostgresDocumentStore(pool)
+    executor = Executor(PostgresCommandLog(pool), events, docs, lambda c: "unused-topic")
+    reports: list[StatusUpdate] = []
+
+    async def report(update: StatusUpdate) -> None:
+        reports.append(update)
+
+    name = f"db-{uuid.uuid4().hex[:8]}"
+    create_db = Command(command_type=CommandType.CREATE_DATABASE, aggregate_id=name, db_name=name,
+                        actor="tester", payload={"name": name})
+    await executor.execute(create_db, report)
+    create = Command(command_type=CommandType.CREATE_ONTOLOGY_CLASS, aggregate_id="Person", db_name=name,
+                     actor="tester", payload=PERSON)
+    first = await executor.execute(create, report)
+    second = await executor.execute(create, report)
+    assert first.event_id == second.event_id
+    assert len(await events.for_command(create.command_id)) == 1
+    assert (await docs.get_class(name, "Person"))["version"] == 1  # type: ignore[index]
+    assert [r.status for r in reports if r.command_id == str(create.command_id)] == [
+        "PROCESSING", "COMPLETED", "COMPLETED"]
+
+
+async def test_idempotency_key_returns_the_first_command(stack: Stack, pool: asyncpg.Pool) -> None:
+    db = await stack.new_database()
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    before = await pool.fetchval("SELECT count(*) FROM commands")
+    first = await stack.submit("POST", f"/api/v1/ontology/{db}/async/create", PERSON, headers=key)
+    again = await stack.submit("POST", f"/api/v1/ontology/{db}/async/create", PERSON, headers=key)
+    assert first == again
+    assert await pool.fetchval("SELECT count(*) FROM commands") == before + 1
+    assert (await stack.wait(first))["status"] == "COMPLETED"
