@@ -17,10 +17,17 @@ from shared.config import TOPICS, Settings, load
 
 async def prepare(settings: Settings) -> None:
     """Services up, schema migrated, topics created: everything the processes need."""
-    from shared.adapters.postgres.pool import migrate
-    from shared.stack import kafka, services
+    from shared.stack import services
 
     await services.up(settings)
+    await migrate_and_declare(settings)
+
+
+async def migrate_and_declare(settings: Settings) -> None:
+    """Schema migrations and topics, on services that already run (here or in compose/)."""
+    from shared.adapters.postgres.pool import migrate
+    from shared.stack import kafka
+
     await migrate(settings.pg_dsn)
     await kafka.ensure_topics(settings, [settings.topic(t) for t in TOPICS], settings.partitions)
 
@@ -85,6 +92,11 @@ def cmd_services(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(migrate_and_declare(settings))
+    return 0
+
+
 def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
     from shared.adapters.outbox_relay import OutboxRelay
 
@@ -129,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     services = sub.add_parser("services", help="start or stop PostgreSQL, Redis and Kafka only")
     services.add_argument("action", choices=["up", "down"])
     services.set_defaults(func=cmd_services)
+    sub.add_parser("migrate", help="migrate the schema and create the topics").set_defaults(func=cmd_migrate)
     sub.add_parser("relay", help="run the outbox relay").set_defaults(func=cmd_relay)
     sub.add_parser("web", help="run the web view").set_defaults(func=cmd_web)
     sub.add_parser("worker", help="run the Faust worker").set_defaults(func=cmd_worker)

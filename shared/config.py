@@ -22,6 +22,12 @@ class Settings:
 
     home: Path = field(default_factory=lambda: Path(_env("HOME", str(PROJECT_ROOT / ".spice"))))
     cache: Path = field(default_factory=lambda: Path(_env("CACHE", str(PROJECT_ROOT / ".cache"))))
+    # Hosts are loopback for the local run; compose/ points them at its containers.
+    pg_host: str = field(default_factory=lambda: _env("PG_HOST", "127.0.0.1"))
+    redis_host: str = field(default_factory=lambda: _env("REDIS_HOST", "127.0.0.1"))
+    kafka_host: str = field(default_factory=lambda: _env("KAFKA_HOST", "127.0.0.1"))
+    worker_host: str = field(default_factory=lambda: _env("WORKER_HOST", "127.0.0.1"))
+    worker_bind: str = field(default_factory=lambda: _env("WORKER_BIND", "127.0.0.1"))
     pg_port: int = field(default_factory=lambda: _int("PG_PORT", 55432))
     pg_database: str = field(default_factory=lambda: _env("PG_DATABASE", "spice"))
     pg_user: str = field(default_factory=lambda: _env("PG_USER", "spice"))
@@ -38,19 +44,19 @@ class Settings:
 
     @property
     def pg_dsn(self) -> str:
-        return f"postgresql://{self.pg_user}@127.0.0.1:{self.pg_port}/{self.pg_database}"
+        return f"postgresql://{self.pg_user}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
 
     @property
     def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_port}/0"
+        return f"redis://{self.redis_host}:{self.redis_port}/0"
 
     @property
     def kafka_bootstrap(self) -> str:
-        return f"127.0.0.1:{self.kafka_port}"
+        return f"{self.kafka_host}:{self.kafka_port}"
 
     @property
     def worker_url(self) -> str:
-        return f"http://127.0.0.1:{self.worker_web_port}"
+        return f"http://{self.worker_host}:{self.worker_web_port}"
 
     def topic(self, name: str) -> str:
         return f"{self.namespace}-{name}"

@@ -28,9 +28,10 @@ app = faust.App(
     broker_heartbeat_interval=1.0,
     stream_wait_empty=False,
     web_enabled=True,
-    web_bind="127.0.0.1",
-    web_host="127.0.0.1",
+    web_bind=settings.worker_bind,
+    web_host=settings.worker_host,
     web_port=settings.worker_web_port,
-    canonical_url=f"http://127.0.0.1:{settings.worker_web_port}",
+    # Table routing sends a status query to the worker owning the key's partition at this URL.
+    canonical_url=settings.worker_url,
     autodiscover=False,
 )
