@@ -59,7 +59,8 @@ async def _open(settings: Settings) -> Runtime:
         return settings.topic(f"{command.channel}-events")
 
     executor = Executor(commands, PostgresEventStore(pool), PostgresDocumentStore(pool), event_topic,
-                        worker_name=f"worker {socket.gethostname()}:{os.getpid()}")
+                        worker_name=f"worker {socket.gethostname()}:{os.getpid()}",
+                        dependency_wait=settings.dependency_wait_seconds)
     client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
                                 enable_idempotence=True, linger_ms=0)

@@ -5,9 +5,10 @@ import json
 import logging
 from typing import Any
 
-from aiohttp import web
+from faust.web import Request, Response, View
 
 from agents.runtime import open_runtime
+from shared.channels import command_channel, user_channel
 from shared.domain.status import StatusRecord, StatusUpdate, apply_update
 from streams.app import app, settings
 from streams.records import decode
@@ -17,21 +18,13 @@ from tables.status import command_status
 log = logging.getLogger(__name__)
 
 
-def channel(command_id: str) -> str:
-    return f"{settings.namespace}:command:{command_id}"
-
-
-def user_channel(actor: str) -> str:
-    return f"{settings.namespace}:user:{actor}"
-
-
 async def announce(record: StatusRecord) -> None:
     runtime = await open_runtime(settings)
     message = json.dumps(record.to_api())
     try:
         async with runtime.redis.pipeline(transaction=False) as pipe:
-            pipe.publish(channel(record.command_id), message)
-            pipe.publish(user_channel(record.actor), message)
+            pipe.publish(command_channel(settings, record.command_id), message)
+            pipe.publish(user_channel(settings, record.actor), message)
             await pipe.execute()
     except Exception as exc:  # noqa: BLE001 — Redis is only the live push; the table is the record
         log.warning("status push for %s skipped: %s", record.command_id, exc)
@@ -53,7 +46,7 @@ async def status_agent(stream: Any) -> None:
 
 @app.page("/status/{command_id}")
 @app.table_route(table=command_status, match_info="command_id")
-async def status_page(self: Any, request: web.Request, command_id: str) -> Any:
+async def status_page(self: View, request: Request, command_id: str) -> Response:
     stored = command_status.get(command_id.encode())
     if stored is None:
         return self.json({"detail": {"message": f"no status for {command_id}"}}, status=404)
@@ -61,5 +54,8 @@ async def status_page(self: Any, request: web.Request, command_id: str) -> Any:
 
 
 @app.page("/ready")
-async def ready_page(self: Any, request: web.Request) -> Any:
-    return self.json({"ready": True, "partitions": len(app.assignor.assigned_actives())})
+async def ready_page(self: View, request: Request) -> Response:
+    """200 once the worker owns partitions and is not rebalancing or recovering tables, else 503."""
+    partitions = len(app.assignor.assigned_actives())
+    ready = partitions > 0 and not app.rebalancing and app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+    return self.json({"ready": ready, "partitions": partitions}, status=200 if ready else 503)

@@ -40,6 +40,8 @@ class Settings:
     # Prefix for topic names, the Faust app id and Redis channels, so test runs never share state.
     namespace: str = field(default_factory=lambda: _env("NAMESPACE", "spice"))
     partitions: int = field(default_factory=lambda: _int("PARTITIONS", 4))
+    # How long an agent waits for a class or database whose create is recorded but not executed yet.
+    dependency_wait_seconds: float = field(default_factory=lambda: float(_env("DEPENDENCY_WAIT", "30")))
     status_ttl_seconds: int = field(default_factory=lambda: _int("STATUS_TTL", 24 * 3600))
 
     @property

@@ -27,6 +27,7 @@ def test_env(namespace: str) -> dict[str, str]:
         "SPICE_WEB_PORT": os.environ.get("SPICE_TEST_WEB_PORT", "58102"),
         "SPICE_WORKER_WEB_PORT": os.environ.get("SPICE_TEST_WORKER_PORT", "58166"),
         "SPICE_PARTITIONS": "4",
+        "SPICE_DEPENDENCY_WAIT": "3",
     }
 
 

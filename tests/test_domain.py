@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
@@ -97,7 +98,7 @@ def test_event_id_is_stable_for_a_command() -> None:
 def update(status: CommandStatus, message: str = "m") -> StatusUpdate:
     return StatusUpdate(command_id=str(uuid.UUID(int=1)), status=status, message=message,
                         command_type="CREATE_DATABASE", aggregate_id="db", db_name="db", actor="a",
-                        created_at="2026-01-01T00:00:00Z")
+                        created_at=datetime(2026, 1, 1, tzinfo=UTC))
 
 
 def test_status_transitions() -> None:

@@ -32,9 +32,7 @@ async def health(request: web.Request) -> web.Response:
     except Exception as exc:  # noqa: BLE001
         checks["postgres"] = f"down: {exc}"
     try:
-        client = aioredis.Redis.from_url(svc.settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
-        async with client:
-            await client.ping()
+        await asyncio.wait_for(svc.redis.ping(), 2)
         checks["redis"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["redis"] = f"down: {exc}"
@@ -62,10 +60,12 @@ def create_app(settings: Settings) -> web.Application:
             return settings.topic(f"{command.channel}-commands")
 
         http = aiohttp.ClientSession()
+        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=1)
         app[SERVICES] = Services(settings=settings, pool=pool, commands=commands,
                                  events=PostgresEventStore(pool), docs=docs,
-                                 submitter=Submitter(commands, docs, topic_for), http=http)
+                                 submitter=Submitter(commands, docs, topic_for), http=http, redis=client)
         yield
+        await client.aclose()
         await http.close()
         await pool.close()
 

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import aiohttp
 import asyncpg
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from shared.adapters.postgres.command_log import PostgresCommandLog
@@ -23,6 +24,7 @@ class Services:
     docs: PostgresDocumentStore
     submitter: Submitter
     http: aiohttp.ClientSession
+    redis: aioredis.Redis
 
 
 SERVICES = web.AppKey("services", Services)

@@ -136,7 +136,7 @@ async def _waited(request: web.Request, command_id: Any, timeout: float, poll: f
     hint = f"You can check the status using GET /api/v1/ontology/{db}/async/command/{command_id}/status"
     if record.status not in FINAL:
         raise SubmitError(408, f"Operation timed out after {timeout:g} seconds", command_id=str(command_id),
-                          hint=hint, status=record.status.value)
+                          hint=hint, command_status=record.status.value)
     api = record.to_api()
     data = {"command_id": str(command_id), "class_id": cid or record.aggregate_id,
             "execution_time": round(time.monotonic() - started, 3), "result": api["result"],

@@ -9,7 +9,8 @@ from typing import Any
 import aiohttp
 
 from shared.application.execute import final_status
-from shared.domain.commands import Command
+from shared.channels import command_channel
+from shared.domain.commands import Command, iso
 from shared.domain.events import Event
 from shared.domain.status import FINAL, CommandStatus, StatusRecord, StatusUpdate, apply_update
 from web.context import Services
@@ -66,18 +67,41 @@ async def lookup(svc: Services, command_id: uuid.UUID) -> StatusRecord | None:
 
 async def wait_final(svc: Services, command_id: uuid.UUID, timeout: float,
                      poll_interval: float) -> tuple[StatusRecord | None, list[dict[str, Any]]]:
-    """Poll until the command is COMPLETED or FAILED or `timeout` passes; returns the last record seen."""
+    """Wait until the command is COMPLETED or FAILED or `timeout` passes; returns the last record seen.
+
+    Woken by the command's Redis channel, so a finished command answers within milliseconds; the
+    poll interval is only the fallback (and the whole mechanism when Redis is down)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    record = await lookup(svc, command_id)
-    while record is not None and record.status not in FINAL and loop.time() < deadline:
-        await asyncio.sleep(min(poll_interval, max(0.0, deadline - loop.time())))
+    pubsub = svc.redis.pubsub()
+    try:
+        # Subscribe before the first look: an update published in between is not missed.
+        await pubsub.subscribe(command_channel(svc.settings, str(command_id)))
+        live = True
+    except Exception as exc:  # noqa: BLE001 — Redis down: fall back to polling
+        log.info("live status unavailable, polling: %s", exc)
+        live = False
+    try:
         record = await lookup(svc, command_id)
+        while record is not None and record.status not in FINAL and loop.time() < deadline:
+            pause = min(poll_interval, max(0.0, deadline - loop.time()))
+            if live:
+                try:
+                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=pause)
+                except Exception:  # noqa: BLE001
+                    live = False
+            else:
+                await asyncio.sleep(pause)
+            record = await lookup(svc, command_id)
+    finally:
+        try:
+            await pubsub.aclose()
+        except Exception:  # noqa: BLE001
+            pass
     history = []
     if record is not None:
         start = record.created_at
-        history = [{"timestamp": h.timestamp.isoformat().replace("+00:00", "Z"),
-                    "elapsed_time": round((h.timestamp - start).total_seconds(), 3),
+        history = [{"timestamp": iso(h.timestamp), "elapsed_time": round((h.timestamp - start).total_seconds(), 3),
                     "status": h.status.value, "progress": h.progress, "message": h.message}
                    for h in record.history]
     return record, history

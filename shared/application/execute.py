@@ -19,7 +19,6 @@ from shared.ports import CommandLog, DocumentStore, DuplicateEvent, EventStore, 
 log = logging.getLogger(__name__)
 
 Report = Callable[[StatusUpdate], Awaitable[None]]
-DEPENDENCY_WAIT_SECONDS = 30.0
 
 
 def status_update(command: Command, status: CommandStatus, message: str, **extra: Any) -> StatusUpdate:
@@ -65,12 +64,14 @@ class Executor:
     constraints decide, and the document writes are version-conditional."""
 
     def __init__(self, commands: CommandLog, events: EventStore, docs: DocumentStore,
-                 event_topic: Callable[[Command], str], worker_name: str = "worker") -> None:
+                 event_topic: Callable[[Command], str], worker_name: str = "worker",
+                 dependency_wait: float = 30.0) -> None:
         self.commands = commands
         self.events = events
         self.docs = docs
         self.event_topic = event_topic
         self.worker_name = worker_name
+        self.dependency_wait = dependency_wait
 
     async def context(self, command: Command) -> Context:
         database = await self.docs.database(command.db_name)
@@ -101,7 +102,7 @@ class Executor:
         )
 
     async def _decide(self, command: Command, report: Report) -> Event:
-        deadline = asyncio.get_running_loop().time() + DEPENDENCY_WAIT_SECONDS
+        deadline = asyncio.get_running_loop().time() + self.dependency_wait
         delay = 0.01
         while True:
             try:

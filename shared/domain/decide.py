@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from shared.domain.commands import Command, CommandType, iso
+from shared.domain.commands import Command, CommandType, iso, utcnow
 from shared.domain.events import Event, EventType, event_for, event_id_for
 from shared.domain.ontology import DatabaseSpec, OntologyClass
 
@@ -32,8 +33,8 @@ def failure(command: Command, code: str, message: str, **details: Any) -> Event:
                      {"error": {"code": code, "message": message, **details}})
 
 
-def _provenance(command: Command, version: int, current: dict[str, Any] | None) -> dict[str, Any]:
-    at = iso(command.created_at)
+def _provenance(command: Command, version: int, current: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
+    at = iso(now)
     return {
         "version": version,
         "source_command_id": str(command.command_id),
@@ -57,21 +58,22 @@ def _version_conflict(command: Command, current: dict[str, Any] | None) -> Event
 
 
 def decide_database(command: Command, ctx: Context) -> Event:
+    now = utcnow()
     version = ctx.last_version + 1
     if command.command_type is CommandType.CREATE_DATABASE:
         if ctx.database_exists:
             return failure(command, "exists", f"database {command.db_name!r} already exists")
         spec = DatabaseSpec.model_validate(command.payload)
         state = {"name": spec.name, "description": spec.description,
-                 **_provenance(command, version, None)}
-        return event_for(command, EventType.DATABASE_CREATED, version, state)
+                 **_provenance(command, version, None, now)}
+        return event_for(command, EventType.DATABASE_CREATED, version, state, now)
     if not ctx.database_exists:
         return failure(command, "not_found", f"database {command.db_name!r} does not exist")
     conflict = _version_conflict(command, ctx.current)
     if conflict:
         return conflict
-    state = {"name": command.db_name, "deleted": True, **_provenance(command, version, ctx.current)}
-    return event_for(command, EventType.DATABASE_DELETED, version, state)
+    state = {"name": command.db_name, "deleted": True, **_provenance(command, version, ctx.current, now)}
+    return event_for(command, EventType.DATABASE_DELETED, version, state, now)
 
 
 def _missing_references(cls: OntologyClass, ctx: Context) -> list[str]:
@@ -87,6 +89,7 @@ def decide_class(command: Command, ctx: Context) -> Event:
             raise DependencyPending(f"database {command.db_name!r} is still being created")
         return failure(command, "not_found", f"database {command.db_name!r} does not exist")
     class_id = command.aggregate_id
+    now = utcnow()
     version = ctx.last_version + 1
     kind = command.command_type
     if kind is CommandType.CREATE_ONTOLOGY_CLASS and ctx.current is not None:
@@ -103,8 +106,8 @@ def decide_class(command: Command, ctx: Context) -> Event:
             return failure(command, "in_use",
                            f"class {class_id!r} is still used by {', '.join(sorted(users))}", used_by=users)
         state = {"id": class_id, "class_id": class_id, "deleted": True,
-                 **_provenance(command, version, ctx.current)}
-        return event_for(command, EventType.ONTOLOGY_CLASS_DELETED, version, state)
+                 **_provenance(command, version, ctx.current, now)}
+        return event_for(command, EventType.ONTOLOGY_CLASS_DELETED, version, state, now)
     body = dict(command.payload)
     if kind is CommandType.UPDATE_ONTOLOGY_CLASS and ctx.current is not None:
         # Partial update: fields the command names replace the stored ones, the rest stay.
@@ -125,8 +128,8 @@ def decide_class(command: Command, ctx: Context) -> Event:
     event_type = (EventType.ONTOLOGY_CLASS_CREATED if kind is CommandType.CREATE_ONTOLOGY_CLASS
                   else EventType.ONTOLOGY_CLASS_UPDATED)
     state = {**cls.model_dump(mode="json"), "class_id": class_id,
-             **_provenance(command, version, ctx.current)}
-    return event_for(command, event_type, version, state)
+             **_provenance(command, version, ctx.current, now)}
+    return event_for(command, event_type, version, state, now)
 
 
 def decide(command: Command, ctx: Context) -> Event:

@@ -52,7 +52,8 @@ class Event(BaseModel):
         return self.model_dump(mode="json", exclude={"position"})
 
 
-def event_for(command: Command, event_type: EventType, version: int | None, data: dict[str, Any]) -> Event:
+def event_for(command: Command, event_type: EventType, version: int | None, data: dict[str, Any],
+              occurred_at: datetime | None = None) -> Event:
     return Event(
         event_id=event_id_for(command.command_id, command.aggregate_id),
         event_type=event_type,
@@ -63,4 +64,5 @@ def event_for(command: Command, event_type: EventType, version: int | None, data
         command_id=command.command_id,
         actor=command.actor,
         data=data,
+        occurred_at=occurred_at or utcnow(),
     )
