@@ -58,13 +58,21 @@ async def handle(raw: bytes, key: Any) -> None:
         handled_idempotency_keys[f"{command.actor}:{command.idempotency_key}".encode()] = command_id.encode()
 
 
+async def consume(stream: Any) -> None:
+    manual = stream.noack()
+    async for event in manual.events():
+        await handle(event.value, event.key)
+        # Acknowledged by hand, after the command is handled: Faust's own iterator acks an event in
+        # a `finally`, so a worker stopped mid-command would commit the offset of a command it never
+        # finished and no worker would see it again (measured: tests/test_worker_restart.py).
+        await manual.ack(event)
+
+
 @app.agent(database_commands)
 async def database_agent(stream: Any) -> None:
-    async for event in stream.events():
-        await handle(event.value, event.key)
+    await consume(stream)
 
 
 @app.agent(ontology_commands)
 async def ontology_agent(stream: Any) -> None:
-    async for event in stream.events():
-        await handle(event.value, event.key)
+    await consume(stream)

@@ -27,10 +27,8 @@ class Runtime:
     pool: asyncpg.Pool
     redis: aioredis.Redis
     executor: Executor
-    # Outside Faust's transactions on purpose: Faust's exactly-once producer for a topic commits only
-    # when its consumer commits offsets of that topic's partition group, so a status message sent
-    # transactionally to the status topic would wait for the status agent, which cannot see it yet.
-    # Status transitions are idempotent (apply_update drops duplicates), so at-least-once is exact.
+    # Status and dead-letter messages go out on this idempotent producer, each send awaited, so one
+    # command's transitions reach the status topic in order (PROCESSING before COMPLETED).
     producer: AIOKafkaProducer
 
 

@@ -32,16 +32,22 @@ async def announce(record: StatusRecord) -> None:
 
 @app.agent(status_topic)
 async def status_agent(stream: Any) -> None:
-    async for raw in stream:
-        update = decode(StatusUpdate, raw)
-        key = update.command_id.encode()
-        stored = command_status.get(key)
-        record = apply_update(decode(StatusRecord, stored) if stored else None, update)
-        if record is None:
-            continue
-        # Reassign (never mutate in place): only an assignment is written to the changelog.
-        command_status[key] = record.model_dump_json().encode()
-        await announce(record)
+    manual = stream.noack()  # acked after the table write, never by a cancelled iteration
+    async for event in manual.events():
+        await fold(event.value)
+        await manual.ack(event)
+
+
+async def fold(raw: bytes) -> None:
+    update = decode(StatusUpdate, raw)
+    key = update.command_id.encode()
+    stored = command_status.get(key)
+    record = apply_update(decode(StatusRecord, stored) if stored else None, update)
+    if record is None:
+        return
+    # Reassign (never mutate in place): only an assignment is written to the changelog.
+    command_status[key] = record.model_dump_json().encode()
+    await announce(record)
 
 
 @app.page("/status/{command_id}")

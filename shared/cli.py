@@ -106,10 +106,46 @@ def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         relay = OutboxRelay(settings.pg_dsn, settings.kafka_bootstrap, name=f"{settings.namespace}-relay")
+        sweeper = asyncio.create_task(sweep(settings, relay.leader, stop))
         await relay.run(stop)
+        stop.set()
+        await sweeper
 
     asyncio.run(main())
     return 0
+
+
+async def sweep(settings: Settings, leader: asyncio.Event, stop: asyncio.Event) -> None:
+    """The reconciliation sweep, run by the active relay only."""
+    import asyncpg
+
+    from shared.adapters.postgres.pool import connect
+    from shared.adapters.postgres.redelivery import requeue_stale_commands
+    from shared.domain.commands import Command
+
+    def topic_for(command: Command) -> str:
+        return settings.topic(f"{command.channel}-commands")
+
+    log = logging.getLogger("spice.sweep")
+    interval = max(0.5, settings.redeliver_after_seconds / 4)
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), interval)
+        except TimeoutError:
+            pass
+        if stop.is_set() or not leader.is_set():
+            continue
+        try:
+            conn = await connect(settings.pg_dsn)
+            try:
+                count = await requeue_stale_commands(conn, settings.redeliver_after_seconds, topic_for)
+            finally:
+                await conn.close()
+            if count:
+                log.warning("re-queued %d command(s) with no event after %.0fs", count,
+                            settings.redeliver_after_seconds)
+        except (OSError, asyncpg.PostgresError, ValueError) as exc:
+            log.warning("reconciliation sweep failed, will retry: %s", exc)
 
 
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
@@ -124,7 +160,9 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_test(settings: Settings, args: argparse.Namespace) -> int:
+    started = time.monotonic()
     asyncio.run(prepare(settings))
+    print(f"services ready in {time.monotonic() - started:.1f}s", flush=True)
     return subprocess.call([sys.executable, "-m", "pytest", *args.pytest_args])
 
 
@@ -148,7 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     test = sub.add_parser("test", help="start the services and run the test suite")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     test.set_defaults(func=cmd_test)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command != "test" and extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "test":
+        args.pytest_args = [*extra, *args.pytest_args]
     return int(args.func(load(), args))
 
 

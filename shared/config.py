@@ -42,6 +42,8 @@ class Settings:
     partitions: int = field(default_factory=lambda: _int("PARTITIONS", 4))
     # How long an agent waits for a class or database whose create is recorded but not executed yet.
     dependency_wait_seconds: float = field(default_factory=lambda: float(_env("DEPENDENCY_WAIT", "30")))
+    # A recorded command with no event after this long is queued again (reconciliation sweep).
+    redeliver_after_seconds: float = field(default_factory=lambda: float(_env("REDELIVER_AFTER", "60")))
     status_ttl_seconds: int = field(default_factory=lambda: _int("STATUS_TTL", 24 * 3600))
 
     @property

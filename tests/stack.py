@@ -28,6 +28,7 @@ def test_env(namespace: str) -> dict[str, str]:
         "SPICE_WORKER_WEB_PORT": os.environ.get("SPICE_TEST_WORKER_PORT", "58166"),
         "SPICE_PARTITIONS": "4",
         "SPICE_DEPENDENCY_WAIT": "3",
+        "SPICE_REDELIVER_AFTER": "8",
     }
 
 
@@ -67,7 +68,8 @@ class Stack:
         self.settings = settings
         py = sys.executable
         self.relay = Process("relay", [py, "-m", "shared.cli", "relay"], env, logs)
-        self.worker = Process("worker", [py, "-m", "faust", "-A", "agents.worker", "worker", "-l", "info"],
+        level = os.environ.get("SPICE_TEST_LOG", "info")
+        self.worker = Process("worker", [py, "-m", "faust", "-A", "agents.worker", "worker", "-l", level],
                               env, logs)
         self.web = Process("web", [py, "-m", "shared.cli", "web"], env, logs)
         self.base = f"http://127.0.0.1:{settings.web_port}"

@@ -95,17 +95,24 @@ def test_event_id_is_stable_for_a_command() -> None:
     assert decide(cmd, ctx).event_id == decide(cmd, ctx).event_id
 
 
-def update(status: CommandStatus, message: str = "m") -> StatusUpdate:
+def update(status: CommandStatus, message: str = "m", second: int = 0) -> StatusUpdate:
     return StatusUpdate(command_id=str(uuid.UUID(int=1)), status=status, message=message,
+                        timestamp=datetime(2026, 1, 1, 0, 0, second, tzinfo=UTC),
                         command_type="CREATE_DATABASE", aggregate_id="db", db_name="db", actor="a",
                         created_at=datetime(2026, 1, 1, tzinfo=UTC))
 
 
 def test_status_transitions() -> None:
-    rec = apply_update(None, update(CommandStatus.PROCESSING))
+    processing = update(CommandStatus.PROCESSING, second=1)
+    rec = apply_update(None, processing)
     assert rec is not None and [h.status for h in rec.history] == ["PENDING", "PROCESSING"]
-    assert apply_update(rec, update(CommandStatus.PROCESSING)) is None  # redelivered: no change
-    done = apply_update(rec, update(CommandStatus.COMPLETED, "ok"))
+    assert apply_update(rec, processing) is None  # redelivered: no change
+    retrying = apply_update(rec, update(CommandStatus.RETRYING, "wait", second=2))
+    assert retrying is not None
+    assert apply_update(retrying, processing) is None  # replayed after later ones: still no change
+    again = apply_update(retrying, update(CommandStatus.PROCESSING, second=3))
+    assert again is not None and len(again.history) == 4  # a new attempt is a new transition
+    done = apply_update(rec, update(CommandStatus.COMPLETED, "ok", second=4))
     assert done is not None and done.progress == 100
-    assert apply_update(done, update(CommandStatus.PROCESSING, "late")) is None  # final stays final
+    assert apply_update(done, update(CommandStatus.PROCESSING, "late", second=5)) is None  # final stays final
     assert done.to_api()["result"]["history"][-1]["status"] == "COMPLETED"

@@ -75,3 +75,19 @@ async def test_idempotency_key_returns_the_first_command(stack: Stack, pool: asy
     assert first == again
     assert await pool.fetchval("SELECT count(*) FROM commands") == before + 1
     assert (await stack.wait(first))["status"] == "COMPLETED"
+
+
+async def test_a_command_whose_message_was_lost_is_requeued(stack: Stack, pool: asyncpg.Pool) -> None:
+    """Recorded, but its Kafka message never consumed (here: never queued at all): the reconciliation
+    sweep queues it again and it completes once."""
+    db = await stack.new_database()
+    lost = Command(command_type=CommandType.CREATE_ONTOLOGY_CLASS, aggregate_id="Lost", db_name=db,
+                   actor="tester", payload={"id": "Lost"})
+    await pool.execute(
+        "INSERT INTO commands (command_id, command_type, aggregate_type, aggregate_id, db_name, actor,"
+        " payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        lost.command_id, lost.command_type.value, lost.aggregate_type.value, "Lost", db, "tester",
+        lost.payload, lost.created_at)
+    done = await stack.wait(str(lost.command_id), timeout=60)
+    assert done["status"] == "COMPLETED", done
+    assert len(await pool.fetch("SELECT 1 FROM events WHERE command_id = $1", lost.command_id)) == 1

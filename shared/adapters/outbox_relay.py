@@ -4,10 +4,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,10 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.stats = RelayStats()
         self.leader = asyncio.Event()
+        self._partitions: dict[str, list[int]] = {}
+        # The Java client's murmur2 partitioner, as every Kafka producer uses by default: a key maps
+        # to the same partition whoever produces it.
+        self._partitioner = DefaultPartitioner()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Wait for leadership, then relay until `stop` is set or the connection fails."""
@@ -112,13 +118,35 @@ class OutboxRelay:
             await producer.stop()
 
     async def _publish(self, producer: AIOKafkaProducer, rows: list[asyncpg.Record]) -> None:
-        # send() appends to the partition's batch in call order and the idempotent producer keeps
-        # that order across retries, so one key's rows reach Kafka in (txid, id) order.
-        futures = [await producer.send(r["topic"], value=r["value"].encode(), key=r["key"].encode())
-                   for r in rows]
-        await asyncio.gather(*futures)
+        by_partition: dict[tuple[str, int], list[asyncpg.Record]] = defaultdict(list)
+        for row in rows:
+            topic = row["topic"]
+            if topic not in self._partitions:
+                self._partitions[topic] = sorted(await producer.partitions_for(topic))
+            partitions = self._partitions[topic]
+            by_partition[(topic, self._partitioner(row["key"].encode(), partitions, partitions))].append(row)
+        # Partitions are independent, so they go out concurrently; within one, see _send_in_order.
+        await asyncio.gather(*(self._send_in_order(producer, topic, partition, part)
+                               for (topic, partition), part in by_partition.items()))
         self.stats.published += len(rows)
         self.stats.batches += 1
+
+    @staticmethod
+    async def _send_in_order(producer: AIOKafkaProducer, topic: str, partition: int,
+                             rows: list[asyncpg.Record]) -> None:
+        # One batch in flight per partition, the next sent only after the broker acknowledged the
+        # previous: a batch that is retried can never land behind a later one, so one key's rows
+        # reach Kafka in (txid, id) order whatever errors and retries happen on the way.
+        batch = producer.create_batch()
+        for row in rows:
+            key, value = row["key"].encode(), row["value"].encode()
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                await (await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"outbox row {row['id']} does not fit in a Kafka batch")
+        if batch.record_count():
+            await (await producer.send_batch(batch, topic, partition=partition))
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

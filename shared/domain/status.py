@@ -124,10 +124,9 @@ def apply_update(record: StatusRecord | None, update: StatusUpdate) -> StatusRec
         return current if record is None else None
     if update.status not in ALLOWED[current.status]:
         return None
-    last = current.history[-1]
     progress = update.progress if update.progress is not None else DEFAULT_PROGRESS[update.status]
-    if last.status == update.status and last.message == update.message and last.progress == progress:
-        return None  # a redelivered transition
+    if any(h.status == update.status and h.timestamp == update.timestamp for h in current.history):
+        return None  # a redelivered transition: applied once, whatever came after it
     entry = HistoryEntry(status=update.status, timestamp=update.timestamp, message=update.message,
                          progress=progress)
     return current.model_copy(update={

@@ -47,8 +47,8 @@ class PostgresCommandLog(CommandLog):
                 )
                 return command_from_row(row), False
             await conn.execute(
-                "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)",
-                topic, command.stream_key, json.dumps(command.to_message()),
+                "INSERT INTO outbox (topic, key, value, command_id) VALUES ($1, $2, $3, $4)",
+                topic, command.stream_key, json.dumps(command.to_message()), command.command_id,
             )
         return command, True
 

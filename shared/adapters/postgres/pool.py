@@ -16,6 +16,12 @@ async def _init(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def connect(dsn: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(dsn)
+    await _init(conn)
+    return conn
+
+
 async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10, **kw: Any) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init, **kw)
     assert pool is not None
