@@ -120,7 +120,7 @@ async def sweep(settings: Settings, leader: asyncio.Event, stop: asyncio.Event) 
     import asyncpg
 
     from shared.adapters.postgres.pool import connect
-    from shared.adapters.postgres.redelivery import requeue_stale_commands
+    from shared.adapters.postgres.redelivery import requeue_stale_commands, requeue_unapplied_commands
     from shared.domain.commands import Command
 
     def topic_for(command: Command) -> str:
@@ -139,6 +139,7 @@ async def sweep(settings: Settings, leader: asyncio.Event, stop: asyncio.Event) 
             conn = await connect(settings.pg_dsn)
             try:
                 count = await requeue_stale_commands(conn, settings.redeliver_after_seconds, topic_for)
+                count += await requeue_unapplied_commands(conn, settings.redeliver_after_seconds, topic_for)
             finally:
                 await conn.close()
             if count:

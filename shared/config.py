@@ -44,7 +44,6 @@ class Settings:
     dependency_wait_seconds: float = field(default_factory=lambda: float(_env("DEPENDENCY_WAIT", "30")))
     # A recorded command with no event after this long is queued again (reconciliation sweep).
     redeliver_after_seconds: float = field(default_factory=lambda: float(_env("REDELIVER_AFTER", "60")))
-    status_ttl_seconds: int = field(default_factory=lambda: _int("STATUS_TTL", 24 * 3600))
 
     @property
     def pg_dsn(self) -> str:

@@ -1,6 +1,7 @@
 """A command delivered twice has one effect and one event; an Idempotency-Key makes one command."""
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
@@ -12,6 +13,7 @@ from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.application.execute import Executor
 from shared.config import Settings
 from shared.domain.commands import Command, CommandType
+from shared.domain.decide import Context, decide
 from shared.domain.status import StatusUpdate
 from tests.stack import Stack
 from tests.test_write_path import PERSON
@@ -91,3 +93,25 @@ async def test_a_command_whose_message_was_lost_is_requeued(stack: Stack, pool: 
     done = await stack.wait(str(lost.command_id), timeout=60)
     assert done["status"] == "COMPLETED", done
     assert len(await pool.fetch("SELECT 1 FROM events WHERE command_id = $1", lost.command_id)) == 1
+
+
+async def test_an_event_whose_document_was_never_written_is_applied(stack: Stack, pool: asyncpg.Pool) -> None:
+    """The agent stored the event and stopped before writing the document: the sweep re-queues the
+    command, and its redelivery applies the stored event without deciding again."""
+    db = await stack.new_database()
+    half = Command(command_type=CommandType.CREATE_ONTOLOGY_CLASS, aggregate_id="Half", db_name=db,
+                   actor="tester", payload={"id": "Half", "description": "written halfway"})
+    await pool.execute(
+        "INSERT INTO commands (command_id, command_type, aggregate_type, aggregate_id, db_name, actor,"
+        " payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        half.command_id, half.command_type.value, half.aggregate_type.value, "Half", db, "tester",
+        half.payload, half.created_at)
+    event = decide(half, Context(current=None, last_version=0, database_exists=True))
+    await PostgresEventStore(pool).append(event, "unused-topic")
+    for _ in range(600):
+        code, cls = await stack.request("GET", f"/api/v1/ontology/{db}/classes/Half")
+        if code == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert code == 200 and cls["event_id"] == str(event.event_id) and cls["version"] == 1
+    assert len(await pool.fetch("SELECT 1 FROM events WHERE command_id = $1", half.command_id)) == 1

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,15 @@ class OutboxRelay:
                 # row that is not, never step over it.
                 ready = list(itertools.takewhile(lambda r: r["ready"], rows))
                 if ready:
-                    await self._publish(producer, ready)
+                    try:
+                        await self._publish(producer, ready)
+                    except KafkaError as exc:
+                        # Nothing is marked: the same rows go again from the same cursor (at-least-once;
+                        # consumers deduplicate), after a pause that lets the broker recover.
+                        log.warning("publishing %d rows failed, retrying: %r", len(ready), exc)
+                        self._partitions.clear()
+                        await _wait(stop, 0.5)
+                        continue
                     cursor = (ready[-1]["txid"], ready[-1]["id"])
                     # Saved only after the broker acknowledged every row: a crash before this line
                     # republishes the batch (at-least-once; consumers deduplicate by command/event id).

@@ -126,14 +126,21 @@ class Executor:
         for _ in range(5):
             event = await self._decide(command, report)
             try:
-                stored = await self.events.append(event, self.event_topic(command))
-            except DuplicateEvent:
-                # Another delivery of this command got there first: its event is the answer.
-                stored = (await self.events.for_command(command.command_id))[0]
+                # Shielded: a worker told to stop mid-command finishes the append and the document
+                # write together instead of leaving an event whose document was never written.
+                return await asyncio.shield(self._append_and_finish(command, event, report))
             except VersionTaken:
                 continue  # state moved between read and append; decide again on fresh state
-            return await self._finish(command, stored, report, redelivered=False)
         raise RuntimeError(f"command {command.command_id}: aggregate version kept moving")
+
+    async def _append_and_finish(self, command: Command, event: Event, report: Report) -> Event:
+        try:
+            stored = await self.events.append(event, self.event_topic(command))
+        except DuplicateEvent:
+            # Another delivery of this command got there first: its event is the answer.
+            return await self._finish(command, (await self.events.for_command(command.command_id))[0],
+                                      report, redelivered=True)
+        return await self._finish(command, stored, report, redelivered=False)
 
     async def _finish(self, command: Command, event: Event, report: Report, redelivered: bool) -> Event:
         if redelivered:

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.domain.commands import Command, CommandType
-from shared.domain.ontology import Label, OntologyClass, Property, Relationship, check_identifier
+from shared.domain.ontology import CheckedLabel, OntologyClass, Property, Relationship, check_identifier
 from shared.ports import CommandLog, DocumentStore
 
 
@@ -27,7 +27,7 @@ class ClassPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = None
-    label: Label | None = None
+    label: CheckedLabel = None
     description: str | None = None
     parent_class: str | None = None
     abstract: bool | None = None

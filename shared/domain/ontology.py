@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
 DATABASE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -37,6 +37,9 @@ def _check_label(value: Label | None) -> Label | None:
     return value
 
 
+CheckedLabel = Annotated[Label | None, AfterValidator(_check_label)]
+
+
 def check_identifier(value: str, what: str) -> str:
     if not IDENTIFIER.fullmatch(value):
         raise ValueError(
@@ -61,7 +64,7 @@ class Property(BaseModel):
 
     name: str
     type: str
-    label: Label | None = None
+    label: CheckedLabel = None
     description: str | None = None
     required: bool = False
     default: Any = None
@@ -72,11 +75,6 @@ class Property(BaseModel):
     @classmethod
     def _name(cls, v: str) -> str:
         return check_identifier(v, "property name")
-
-    @field_validator("label")
-    @classmethod
-    def _label(cls, v: Label | None) -> Label | None:
-        return _check_label(v)
 
     @model_validator(mode="after")
     def _type(self) -> Property:
@@ -104,7 +102,7 @@ class Relationship(BaseModel):
 
     predicate: str
     target: str
-    label: Label | None = None
+    label: CheckedLabel = None
     cardinality: str = "n:1"
     description: str | None = None
 
@@ -117,11 +115,6 @@ class Relationship(BaseModel):
     @classmethod
     def _target(cls, v: str) -> str:
         return check_identifier(v, "relationship target class")
-
-    @field_validator("label")
-    @classmethod
-    def _label(cls, v: Label | None) -> Label | None:
-        return _check_label(v)
 
     @field_validator("cardinality")
     @classmethod
@@ -137,7 +130,7 @@ class OntologyClass(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str
-    label: Label | None = None
+    label: CheckedLabel = None
     description: str | None = None
     parent_class: str | None = None
     abstract: bool = False
@@ -153,11 +146,6 @@ class OntologyClass(BaseModel):
     @classmethod
     def _parent(cls, v: str | None) -> str | None:
         return None if v in (None, "") else check_identifier(v, "parent class")
-
-    @field_validator("label")
-    @classmethod
-    def _label(cls, v: Label | None) -> Label | None:
-        return _check_label(v)
 
     @model_validator(mode="after")
     def _unique_names(self) -> OntologyClass:

@@ -31,10 +31,48 @@ async def requeue_stale_commands(conn: asyncpg.Connection, older_than: float,
                                  topic_for: Callable[[Command], str], limit: int = 1000) -> int:
     """Queue stale commands again; returns how many."""
     async with conn.transaction():
-        rows = await conn.fetch(STALE, older_than, limit)
-        commands = [command_from_row(r) for r in rows]
-        await conn.executemany(
-            "INSERT INTO outbox (topic, key, value, command_id) VALUES ($1, $2, $3, $4)",
-            [(topic_for(c), c.stream_key, json.dumps(c.to_message()), c.command_id) for c in commands],
-        )
+        commands = [command_from_row(r) for r in await conn.fetch(STALE, older_than, limit)]
+        await _queue(conn, commands, topic_for)
     return len(commands)
+
+
+# Latest versioned event of each aggregate (recent ones only) that the embedded document store does
+# not reflect yet: the agent appended it, then stopped before writing the document.
+UNAPPLIED = """
+WITH latest AS (
+  SELECT DISTINCT ON (db_name, aggregate_type, aggregate_id)
+         command_id, event_type, db_name, aggregate_type, aggregate_id, version
+  FROM events
+  WHERE version IS NOT NULL
+    AND occurred_at BETWEEN clock_timestamp() - interval '1 hour' AND clock_timestamp() - make_interval(secs => $1)
+  ORDER BY db_name, aggregate_type, aggregate_id, version DESC
+)
+SELECT c.* FROM latest l JOIN commands c ON c.command_id = l.command_id
+WHERE CASE
+  WHEN l.aggregate_type = 'database' THEN NOT EXISTS (
+    SELECT 1 FROM docs.databases d WHERE d.name = l.db_name AND d.version >= l.version)
+  ELSE EXISTS (SELECT 1 FROM docs.databases d WHERE d.name = l.db_name AND NOT d.deleted)
+   AND NOT EXISTS (SELECT 1 FROM docs.classes d
+                   WHERE d.db_name = l.db_name AND d.class_id = l.aggregate_id AND d.version >= l.version)
+END
+AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.command_id = c.command_id
+                AND o.created_at > clock_timestamp() - make_interval(secs => $1))
+LIMIT $2
+"""
+
+
+async def requeue_unapplied_commands(conn: asyncpg.Connection, older_than: float,
+                                     topic_for: Callable[[Command], str], limit: int = 1000) -> int:
+    """Queue again the commands whose event is stored but not reflected in the document store; their
+    redelivery applies the stored event (the agent never decides twice)."""
+    async with conn.transaction():
+        commands = [command_from_row(r) for r in await conn.fetch(UNAPPLIED, older_than, limit)]
+        await _queue(conn, commands, topic_for)
+    return len(commands)
+
+
+async def _queue(conn: asyncpg.Connection, commands: list[Command], topic_for: Callable[[Command], str]) -> None:
+    await conn.executemany(
+        "INSERT INTO outbox (topic, key, value, command_id) VALUES ($1, $2, $3, $4)",
+        [(topic_for(c), c.stream_key, json.dumps(c.to_message()), c.command_id) for c in commands],
+    )
