@@ -16,7 +16,7 @@ from shared.adapters.postgres.pool import create_pool
 from shared.application.submit import Submitter
 from shared.config import Settings
 from shared.domain.commands import Command
-from web import routes_commands, routes_reads
+from web import routes_commands, routes_reads, ws
 from web.context import SERVICES, Services
 from web.errors import error_middleware
 
@@ -73,6 +73,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_routes(routes_commands.routes)
     app.router.add_routes(routes_reads.routes)
+    ws.setup(app)
     return app
 
 

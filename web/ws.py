@@ -70,14 +70,8 @@ class Hub:
         }
 
     def dispatch(self, user: str, payload: dict[str, Any]) -> None:
-        command_id = str(payload.get("command_id"))
-        inner = payload.get("result", {})
-        message = {
-            "type": "command_update", "command_id": command_id, "timestamp": iso(utcnow()),
-            "data": {"status": payload.get("status"), "progress": inner.get("progress"),
-                     "message": (inner.get("history") or [{}])[-1].get("message", inner.get("message")),
-                     "updated_at": inner.get("updated_at")},
-        }
+        message = update_message(payload)
+        command_id = message["command_id"]
         for client in list(self.clients):
             # Only the caller's own commands, ever: the user comes from the channel the update was
             # published on, which the status agent derives from the command's recorded actor.
@@ -93,6 +87,18 @@ class Hub:
 
 
 HUB = web.AppKey("ws_hub", Hub)
+
+
+def update_message(status: dict[str, Any]) -> dict[str, Any]:
+    """A `command_update` message from a status API body (what the status agent publishes)."""
+    inner = status.get("result", {})
+    history = inner.get("history") or [{}]
+    return {
+        "type": "command_update", "command_id": str(status.get("command_id")), "timestamp": iso(utcnow()),
+        "data": {"status": status.get("status"), "progress": inner.get("progress"),
+                 "message": history[-1].get("message", inner.get("message")),
+                 "updated_at": inner.get("updated_at")},
+    }
 
 
 async def listen(app: web.Application) -> None:
@@ -124,11 +130,12 @@ async def listen(app: web.Application) -> None:
 
 async def hub_lifecycle(app: web.Application) -> Any:
     app[HUB] = Hub()
-    app[HUB].listener = asyncio.create_task(listen(app))
+    listener = asyncio.create_task(listen(app))
+    app[HUB].listener = listener
     yield
-    app[HUB].listener.cancel()
+    listener.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await app[HUB].listener
+        await listener
     for client in list(app[HUB].clients):
         await client.ws.close()
 
@@ -147,10 +154,7 @@ async def _current(request: web.Request, client: Client, command_id: str) -> Non
     """Send the command's present state, so a late subscriber is not left waiting."""
     record = await lookup(services(request), uuid.UUID(command_id))
     if record is not None:
-        request.app[HUB].dispatch(client.user, record.to_api()) if False else client.offer({
-            "type": "command_update", "command_id": command_id, "timestamp": iso(utcnow()),
-            "data": {"status": record.status.value, "progress": record.progress,
-                     "message": record.history[-1].message, "updated_at": iso(record.updated_at)}})
+        client.offer(update_message(record.to_api()))
 
 
 async def _writer(client: Client) -> None:

@@ -1,0 +1,81 @@
+"""WebSocket live status on the same aiohttp server: per command, all of the caller's, and the protocol."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+
+from tests.stack import Stack
+from tests.test_write_path import PERSON
+
+
+async def receive(ws: aiohttp.ClientWebSocketResponse, timeout: float = 30) -> dict[str, Any]:
+    message = await ws.receive_json(timeout=timeout)
+    assert isinstance(message, dict)
+    return message
+
+
+async def until_final(ws: aiohttp.ClientWebSocketResponse, command_id: str) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    async with asyncio.timeout(60):
+        while True:
+            message = await receive(ws)
+            if message["type"] == "command_update" and message["command_id"] == command_id:
+                seen.append(message)
+                if message["data"]["status"] in ("COMPLETED", "FAILED"):
+                    return seen
+
+
+async def test_all_of_my_commands_stream_live(stack: Stack) -> None:
+    db = await stack.new_database()
+    async with stack.client.ws_connect(f"{stack.base}/ws/commands") as ws:
+        hello = await receive(ws)
+        assert hello["type"] == "connection_established"
+        command_id = await stack.submit("POST", f"/api/v1/ontology/{db}/async/create", PERSON)
+        updates = await until_final(ws, command_id)
+        assert updates[-1]["data"]["status"] == "COMPLETED" and updates[-1]["data"]["progress"] == 100
+        assert {"status", "progress", "message", "updated_at"} <= set(updates[-1]["data"])
+        assert updates[-1]["timestamp"].endswith("Z")
+
+
+async def test_one_command_and_the_protocol(stack: Stack) -> None:
+    db = await stack.new_database()
+    command_id = await stack.submit("POST", f"/api/v1/ontology/{db}/async/create", PERSON)
+    async with stack.client.ws_connect(f"{stack.base}/ws/commands/{command_id}") as ws:
+        assert (await receive(ws))["type"] == "connection_established"
+        updates = await until_final(ws, command_id)  # the current state first, then what follows
+        assert updates[-1]["data"]["status"] == "COMPLETED"
+        await ws.send_json({"type": "ping"})
+        assert (await receive(ws))["type"] == "pong"
+        await ws.send_json({"type": "get_subscriptions"})
+        subs = await receive(ws)
+        assert subs["type"] == "subscriptions" and subs["command_ids"] == [command_id]
+        await ws.send_json({"type": "unsubscribe", "command_id": command_id})
+        assert (await receive(ws))["type"] == "unsubscribed"
+        await ws.send_json({"type": "subscribe", "command_id": "00000000-0000-0000-0000-000000000000"})
+        error = await receive(ws)
+        assert error["type"] == "error" and "unknown command" in error["message"]
+        await ws.send_json({"type": "dance"})
+        assert (await receive(ws))["type"] == "error"
+        await ws.send_str("not json")
+        assert (await receive(ws))["type"] == "error"
+        code, stats = await stack.request("GET", "/ws/stats")
+        assert code == 200 and stats["connections"] >= 1
+
+
+async def test_subscribe_later_to_a_new_command(stack: Stack) -> None:
+    db = await stack.new_database()
+    first = await stack.submit("POST", f"/api/v1/ontology/{db}/async/create", PERSON)
+    async with stack.client.ws_connect(f"{stack.base}/ws/commands/{first}") as ws:
+        await until_final(ws, first)
+        second = await stack.submit("PUT", f"/api/v1/ontology/{db}/async/Person", {"description": "x"})
+        await ws.send_json({"type": "subscribe", "command_id": second})
+        updates = await until_final(ws, second)
+        assert updates[-1]["data"]["status"] == "COMPLETED"
+
+
+async def test_test_page_is_served(stack: Stack) -> None:
+    async with stack.client.get(f"{stack.base}/ws/test") as resp:
+        assert resp.status == 200 and "text/html" in resp.headers["Content-Type"]
+        assert "/ws/commands" in await resp.text()
