@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -16,31 +15,22 @@ log = logging.getLogger(__name__)
 
 RELAY_LOCK = 7_200_312  # advisory lock id: one active relay at a time, others stand by
 
-# Rows strictly after the cursor in (txid, id) order. `ready` is true for rows written by a
-# transaction older than the snapshot's xmin.
-#
-# The commit-order gap: ids (and txids) are assigned when a row is inserted, but rows become
-# visible when their transaction commits, which can be in another order. A cursor on `id` alone
-# would skip a row with a lower id whose transaction commits after a higher id was relayed.
-# pg_snapshot_xmin() is the oldest transaction still running: every transaction with a txid below
-# it has finished, so the set of rows with txid < xmin can never grow again. Relaying only that
-# prefix, in (txid, id) order, and moving the cursor only within it, means no row can later appear
-# behind the cursor. Rows of a still-open older transaction simply wait until it ends.
+# The commit-order gap: ids are assigned when a row is inserted, but a row becomes visible when its
+# transaction commits, which can be in another order, so a relay that remembered "everything up to
+# id N is done" would skip a row with a lower id committed after N was relayed. This relay keeps no
+# such cursor: it selects rows that are still unpublished, whatever their id, and marks them only
+# after the broker acknowledged them. A late row is simply picked up by the next fetch. Per key the
+# order is the commit order: rows of one key written one after another (one aggregate's commands,
+# each recorded after the previous committed) get increasing ids and are both visible by the time
+# the later one is, so `ORDER BY id` sends them in that order.
 FETCH = """
-WITH horizon AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
-SELECT id, txid::text AS txid, topic, key, value, txid < horizon.xmin AS ready
-FROM outbox, horizon
-WHERE (txid, id) > ($1::text::xid8, $2::bigint)
-ORDER BY txid, id
-LIMIT $3
+SELECT id, topic, key, value FROM outbox
+WHERE published_at IS NULL
+ORDER BY id
+LIMIT $1
 """
 
-# Never moves backwards, even if a stale relay that lost its lock writes late.
-SAVE_CURSOR = """
-INSERT INTO relay_cursor (name, txid, id) VALUES ($1, $2::text::xid8, $3)
-ON CONFLICT (name) DO UPDATE SET txid = EXCLUDED.txid, id = EXCLUDED.id, updated_at = clock_timestamp()
-WHERE (relay_cursor.txid, relay_cursor.id) < (EXCLUDED.txid, EXCLUDED.id)
-"""
+MARK = "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[])"
 
 
 @dataclass
@@ -87,7 +77,7 @@ class OutboxRelay:
         await conn.add_listener("spice_outbox", lambda *_: wake.set())
         # Not the idempotent producer: with hand-built batches it was seen (on a fresh broker) to have
         # a whole batch acknowledged yet absent. Order and completeness come from sending one batch
-        # per partition at a time and saving the cursor only after every acknowledgement; a retried
+        # per partition at a time and marking rows only after every acknowledgement; a retried
         # batch can then only repeat rows (at-least-once), never reorder or drop them.
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=False, linger_ms=2,
@@ -95,37 +85,24 @@ class OutboxRelay:
         )
         await producer.start()
         try:
-            row = await conn.fetchrow("SELECT txid::text AS txid, id FROM relay_cursor WHERE name = $1",
-                                      self.name)
-            cursor = (row["txid"], row["id"]) if row else ("0", 0)
             while not stop.is_set():
                 wake.clear()
-                # One snapshot for the scan and the horizon: what the scan sees and what xmin
-                # promises must describe the same moment.
-                async with conn.transaction(isolation="repeatable_read", readonly=True):
-                    rows = await conn.fetch(FETCH, cursor[0], cursor[1], self.batch_size)
-                # The ready rows are a prefix (ordered by txid, one horizon): stop at the first
-                # row that is not, never step over it.
-                ready = list(itertools.takewhile(lambda r: r["ready"], rows))
-                if ready:
+                rows = await conn.fetch(FETCH, self.batch_size)
+                if rows:
                     try:
-                        await self._publish(producer, ready)
+                        await self._publish(producer, rows)
                     except KafkaError as exc:
-                        # Nothing is marked: the same rows go again from the same cursor (at-least-once;
-                        # consumers deduplicate), after a pause that lets the broker recover.
-                        log.warning("publishing %d rows failed, retrying: %r", len(ready), exc)
+                        # Nothing is marked: the same rows go again (at-least-once; consumers
+                        # deduplicate), after a pause that lets the broker recover.
+                        log.warning("publishing %d rows failed, retrying: %r", len(rows), exc)
                         self._partitions.clear()
                         await _wait(stop, 0.5)
                         continue
-                    cursor = (ready[-1]["txid"], ready[-1]["id"])
-                    # Saved only after the broker acknowledged every row: a crash before this line
-                    # republishes the batch (at-least-once; consumers deduplicate by command/event id).
-                    await conn.execute(SAVE_CURSOR, self.name, cursor[0], cursor[1])
-                if len(ready) == self.batch_size:
-                    continue
-                if len(rows) > len(ready):
-                    await _wait(stop, 0.002)  # rows behind an open transaction: look again shortly
-                else:
+                    # Marked only after the broker acknowledged every row: a crash before this line
+                    # publishes the batch again (at-least-once), never loses it.
+                    await conn.execute(MARK, [r["id"] for r in rows])
+                    log.debug("relay %s published ids %s..%s", self.name, rows[0]["id"], rows[-1]["id"])
+                if len(rows) < self.batch_size:
                     await _wait_any(stop, wake, self.poll_interval)  # NOTIFY, or poll as a fallback
         finally:
             await producer.stop()
