@@ -139,10 +139,16 @@ class Stack:
     async def wait(self, command_id: str, timeout: float = 60.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         body: dict[str, Any] = {}
+        settled: float | None = None
         while time.monotonic() < deadline:
             body = await self.status(command_id)
             if body["status"] in FINAL:
-                return body
+                # Final from the event store may come a moment before the status table (fed through
+                # Kafka) has the whole history; give the table a few seconds to catch up.
+                settled = settled or time.monotonic() + 5
+                statuses = [h["status"] for h in body["result"]["history"]]
+                if "PROCESSING" in statuses or time.monotonic() > settled:
+                    return body
             await asyncio.sleep(0.05)
         raise AssertionError(f"command {command_id} not final after {timeout}s: {body}\n"
                              f"{self.worker.log_tail()}")
