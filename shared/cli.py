@@ -52,14 +52,17 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     print(f"services ready in {time.monotonic() - started:.1f}s", flush=True)
     for name in ("relay", "worker", "web"):
         processes.start(settings, name)
+    token_file = write_admin_token(settings)
     if not wait_healthy(settings):
         print("the stack did not become healthy; logs are in", settings.home / "logs", file=sys.stderr)
         return 1
     base = f"http://{settings.web_host}:{settings.web_port}"
     print(f"Spice Harvester is up in {time.monotonic() - started:.1f}s\n"
           f"  API     {base}/api/v1   (health: {base}/health)\n"
-          f"  try     curl -X POST {base}/api/v1/database/create -H 'Content-Type: application/json' "
-          f"-d '{{\"name\": \"demo\", \"description\": \"first database\"}}'\n"
+          f"  token   {token_file}  (bootstrap administrator '{settings.admin_user}')\n"
+          f"  try     curl -X POST {base}/api/v1/database/create -H \"Authorization: Bearer $(cat {token_file})\" "
+          f"-H 'Content-Type: application/json' -d '{{\"name\": \"demo\", \"description\": \"first database\"}}'\n"
+          f"  live    {base}/ws/test?token=$(cat {token_file})\n"
           f"  logs    {settings.home / 'logs'}\n"
           f"  stop    ./spice.sh down", flush=True)
     if args.foreground:
@@ -69,6 +72,24 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         while not stop[0]:
             time.sleep(0.5)
         cmd_down(settings, args)
+    return 0
+
+
+def write_admin_token(settings: Settings) -> str:
+    """The bootstrap administrator's bearer token, in .spice/admin.token (mode 0600)."""
+    from shared.tokens import issue
+
+    path = settings.home / "admin.token"
+    settings.home.mkdir(parents=True, exist_ok=True)
+    path.write_text(issue(settings, settings.admin_user) + "\n")
+    path.chmod(0o600)
+    return str(path)
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    from shared.tokens import issue
+
+    print(issue(settings, args.user, args.ttl))
     return 0
 
 
@@ -180,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     services = sub.add_parser("services", help="start or stop PostgreSQL, Redis and Kafka only")
     services.add_argument("action", choices=["up", "down"])
     services.set_defaults(func=cmd_services)
+    token = sub.add_parser("token", help="bearer tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="print a signed token for a user")
+    create.add_argument("--user", required=True)
+    create.add_argument("--ttl", type=int, default=None, help="seconds until it expires (default 30 days)")
+    create.set_defaults(func=cmd_token)
     sub.add_parser("migrate", help="migrate the schema and create the topics").set_defaults(func=cmd_migrate)
     sub.add_parser("relay", help="run the outbox relay").set_defaults(func=cmd_relay)
     sub.add_parser("web", help="run the web view").set_defaults(func=cmd_web)

@@ -45,6 +45,11 @@ class Settings:
     # A recorded command with no event after this long is queued again (reconciliation sweep).
     redeliver_after_seconds: float = field(default_factory=lambda: float(_env("REDELIVER_AFTER", "60")))
 
+    # Bearer tokens: HS256 signed with SPICE_SECRET, or with a secret generated once into home/secret.
+    secret: str = field(default_factory=lambda: _env("SECRET", ""))
+    admin_user: str = field(default_factory=lambda: _env("ADMIN_USER", "admin"))
+    token_ttl_seconds: int = field(default_factory=lambda: _int("TOKEN_TTL", 30 * 24 * 3600))
+
     @property
     def pg_dsn(self) -> str:
         return f"postgresql://{self.pg_user}@{self.pg_host}:{self.pg_port}/{self.pg_database}"

@@ -31,6 +31,10 @@ class CommandLog(ABC):
     async def get(self, command_id: uuid.UUID) -> Command | None: ...
 
     @abstractmethod
+    async def pending_creator(self, db_name: str) -> str | None:
+        """Who recorded a still-unexecuted create of this database, if anyone did."""
+
+    @abstractmethod
     async def pending_creates(self, db_name: str, aggregate_ids: list[str]) -> set[str]:
         """Those of `aggregate_ids` with a recorded create command that has no event yet."""
 
@@ -90,3 +94,14 @@ class DocumentStore(ABC):
 
     @abstractmethod
     async def classes(self, db_name: str) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def put_grant(self, doc: dict[str, Any]) -> None:
+        """doc: {"db_name", "user", "role" (None when revoked), "version", ...provenance}."""
+
+    @abstractmethod
+    async def grant(self, db_name: str, user: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def grants(self, db_name: str) -> list[dict[str, Any]]:
+        """The live grants of a database (revoked ones left out)."""

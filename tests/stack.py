@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 
 from shared.config import Settings
+from shared.tokens import issue
 
 ROOT = Path(__file__).resolve().parent.parent
 FINAL = {"COMPLETED", "FAILED"}
@@ -29,6 +30,7 @@ def test_env(namespace: str) -> dict[str, str]:
         "SPICE_PARTITIONS": "4",
         "SPICE_DEPENDENCY_WAIT": "3",
         "SPICE_REDELIVER_AFTER": "8",
+        "SPICE_SECRET": f"test-secret-{namespace}-for-hs256-at-least-32-bytes",
     }
 
 
@@ -124,24 +126,31 @@ class Stack:
             await asyncio.sleep(0.25)
         raise AssertionError(f"worker not ready\n{self.worker.log_tail()}")
 
+    def token(self, user: str) -> str:
+        return issue(self.settings, user)
+
+    def auth(self, user: str | None = "alice") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(user)}"} if user else {}
+
     async def request(self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None,
-                      data: Any = None) -> tuple[int, Any]:
+                      data: Any = None, user: str | None = "alice") -> tuple[int, Any]:
+        """As `user` (a bearer token of theirs), or unauthenticated when user is None."""
         async with self.client.request(method, f"{self.base}{path}", json=json, data=data,
-                                       headers=headers) as resp:
+                                       headers={**self.auth(user), **(headers or {})}) as resp:
             body = await resp.json(content_type=None)
             return resp.status, body
 
-    async def status(self, command_id: str) -> dict[str, Any]:
-        code, body = await self.request("GET", f"/api/v1/commands/{command_id}")
+    async def status(self, command_id: str, user: str = "alice") -> dict[str, Any]:
+        code, body = await self.request("GET", f"/api/v1/commands/{command_id}", user=user)
         assert code == 200, body
         return body  # type: ignore[no-any-return]
 
-    async def wait(self, command_id: str, timeout: float = 60.0) -> dict[str, Any]:
+    async def wait(self, command_id: str, timeout: float = 60.0, user: str = "alice") -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         body: dict[str, Any] = {}
         settled: float | None = None
         while time.monotonic() < deadline:
-            body = await self.status(command_id)
+            body = await self.status(command_id, user)
             if body["status"] in FINAL:
                 # Final from the event store may come a moment before the status table (fed through
                 # Kafka) has the whole history; give the table a few seconds to catch up.
@@ -160,10 +169,11 @@ class Stack:
         return str(body["command_id"])
 
     async def run(self, method: str, path: str, json: Any = None, **kw: Any) -> dict[str, Any]:
-        return await self.wait(await self.submit(method, path, json, **kw))
+        return await self.wait(await self.submit(method, path, json, **kw), user=kw.get("user") or "alice")
 
-    async def new_database(self) -> str:
+    async def new_database(self, user: str = "alice") -> str:
         name = f"db-{uuid.uuid4().hex[:10]}"
-        done = await self.run("POST", "/api/v1/database/create", {"name": name, "description": "test"})
+        done = await self.run("POST", "/api/v1/database/create", {"name": name, "description": "test"},
+                              user=user)
         assert done["status"] == "COMPLETED", done
         return name

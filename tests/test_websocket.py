@@ -29,7 +29,7 @@ async def until_final(ws: aiohttp.ClientWebSocketResponse, command_id: str) -> l
 
 async def test_all_of_my_commands_stream_live(stack: Stack) -> None:
     db = await stack.new_database()
-    async with stack.client.ws_connect(f"{stack.base}/ws/commands") as ws:
+    async with stack.client.ws_connect(f"{stack.base}/ws/commands", headers=stack.auth()) as ws:
         hello = await receive(ws)
         assert hello["type"] == "connection_established"
         command_id = await stack.submit("POST", f"/api/v1/ontology/{db}/async/create", PERSON)
@@ -42,7 +42,7 @@ async def test_all_of_my_commands_stream_live(stack: Stack) -> None:
 async def test_one_command_and_the_protocol(stack: Stack) -> None:
     db = await stack.new_database()
     command_id = await stack.submit("POST", f"/api/v1/ontology/{db}/async/create", PERSON)
-    async with stack.client.ws_connect(f"{stack.base}/ws/commands/{command_id}") as ws:
+    async with stack.client.ws_connect(f"{stack.base}/ws/commands/{command_id}", headers=stack.auth()) as ws:
         assert (await receive(ws))["type"] == "connection_established"
         updates = await until_final(ws, command_id)  # the current state first, then what follows
         assert updates[-1]["data"]["status"] == "COMPLETED"
@@ -67,7 +67,7 @@ async def test_one_command_and_the_protocol(stack: Stack) -> None:
 async def test_subscribe_later_to_a_new_command(stack: Stack) -> None:
     db = await stack.new_database()
     first = await stack.submit("POST", f"/api/v1/ontology/{db}/async/create", PERSON)
-    async with stack.client.ws_connect(f"{stack.base}/ws/commands/{first}") as ws:
+    async with stack.client.ws_connect(f"{stack.base}/ws/commands/{first}", headers=stack.auth()) as ws:
         await until_final(ws, first)
         second = await stack.submit("PUT", f"/api/v1/ontology/{db}/async/Person", {"description": "x"})
         await ws.send_json({"type": "subscribe", "command_id": second})
@@ -76,6 +76,6 @@ async def test_subscribe_later_to_a_new_command(stack: Stack) -> None:
 
 
 async def test_test_page_is_served(stack: Stack) -> None:
-    async with stack.client.get(f"{stack.base}/ws/test") as resp:
+    async with stack.client.get(f"{stack.base}/ws/test?token={stack.token('alice')}") as resp:
         assert resp.status == 200 and "text/html" in resp.headers["Content-Type"]
         assert "/ws/commands" in await resp.text()

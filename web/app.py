@@ -17,6 +17,7 @@ from shared.application.submit import Submitter
 from shared.config import Settings
 from shared.domain.commands import Command
 from web import routes_commands, routes_reads, ws
+from web.auth import auth_middleware
 from web.context import SERVICES, Services
 from web.errors import error_middleware
 
@@ -49,7 +50,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=16 * 1024 * 1024)
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=16 * 1024 * 1024)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(settings.pg_dsn, min_size=2, max_size=20, command_timeout=10)

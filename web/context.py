@@ -35,5 +35,5 @@ def services(request: web.Request) -> Services:
 
 
 def actor(request: web.Request) -> str:
-    """The caller. Until authentication exists every caller is the local user."""
-    return "anonymous"
+    """The caller, as the verified bearer token names them (never taken from a request body)."""
+    return str(request["user"])

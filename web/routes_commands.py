@@ -5,11 +5,14 @@ import time
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.application.submit import ClassPatch, SubmitError
-from shared.domain.commands import Command
+from shared.domain.access import Role, allows
+from shared.domain.commands import Command, CommandType
 from shared.domain.ontology import DatabaseSpec, OntologyClass, check_database_name, check_identifier
-from shared.domain.status import FINAL, CommandStatus
+from shared.domain.status import FINAL, CommandStatus, StatusRecord
+from web.auth import authorize, role_of
 from web.bodies import accepted, float_param, idempotency_key, int_param, json_body, model_body
 from web.context import actor, services
 from web.status import lookup, parse_command_id, wait_final
@@ -47,12 +50,14 @@ async def create_database(request: web.Request) -> web.Response:
 @routes.delete("/api/v1/database/{db_name}")
 async def delete_database(request: web.Request) -> web.Response:
     name = db_name(request)
+    await authorize(request, name, Role.ADMIN)
     command, _ = await services(request).submitter.delete_database(
         name, int_param(request, "expected_version", lo=0), actor(request), idempotency_key(request))
     return _answer(command, f"Database deletion command accepted for {name!r}", db_name=name)
 
 
 async def _submit_create(request: web.Request) -> tuple[Command, str]:
+    await authorize(request, db_name(request), Role.WRITER)
     cls = await model_body(request, OntologyClass)
     command, _ = await services(request).submitter.create_class(
         db_name(request), cls, actor(request), idempotency_key(request))
@@ -60,6 +65,7 @@ async def _submit_create(request: web.Request) -> tuple[Command, str]:
 
 
 async def _submit_update(request: web.Request) -> tuple[Command, str]:
+    await authorize(request, db_name(request), Role.WRITER)
     cid = class_id(request)
     patch = await model_body(request, ClassPatch)
     command, _ = await services(request).submitter.update_class(
@@ -69,6 +75,7 @@ async def _submit_update(request: web.Request) -> tuple[Command, str]:
 
 
 async def _submit_delete(request: web.Request) -> tuple[Command, str]:
+    await authorize(request, db_name(request), Role.WRITER)
     cid = class_id(request)
     expected = int_param(request, "expected_version", lo=0)
     if expected is None and request.can_read_body:
@@ -108,7 +115,14 @@ async def _status(request: web.Request) -> web.Response:
     record = await lookup(services(request), command_id) if command_id else None
     if record is None:
         raise SubmitError(404, f"unknown command {raw!r}", command_id=raw)
+    await may_see(request, record)
     return web.json_response(record.to_api())
+
+
+async def may_see(request: web.Request, record: StatusRecord) -> None:
+    """A command's status is for its submitter and for readers of its database."""
+    if record.actor != actor(request) and not allows(await role_of(request, record.db_name), Role.READER):
+        raise SubmitError(403, f"command {record.command_id} is not yours", command_id=record.command_id)
 
 
 routes.get("/api/v1/commands/{command_id}")(_status)
@@ -129,6 +143,10 @@ async def _sync(request: web.Request, submit: Any, verb: str) -> web.Response:
 async def _waited(request: web.Request, command_id: Any, timeout: float, poll: float, started: float,
                   cid: str | None, verb: str) -> web.Response:
     svc = services(request)
+    record = await lookup(svc, command_id)
+    if record is None:
+        raise SubmitError(404, f"unknown command {command_id}")
+    await may_see(request, record)
     record, history = await wait_final(svc, command_id, timeout, poll)
     if record is None:
         raise SubmitError(404, f"unknown command {command_id}")
@@ -178,3 +196,23 @@ async def wait_command(request: web.Request) -> web.Response:
     if command_id is None:
         raise SubmitError(404, f"unknown command {raw!r}")
     return await _waited(request, command_id, timeout, poll, time.monotonic(), None, "")
+
+
+class GrantBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(min_length=1, max_length=200)
+    role: Role | None
+
+
+@routes.post("/api/v1/database/{db_name}/grants")
+async def grant_role(request: web.Request) -> web.Response:
+    """Grant (or with role null, revoke) a role: a command like any other, with its own event."""
+    name = db_name(request)
+    await authorize(request, name, Role.ADMIN)
+    body = await model_body(request, GrantBody)
+    command, _ = await services(request).submitter.record(Command(
+        command_type=CommandType.GRANT_ROLE, aggregate_id=body.user, db_name=name, actor=actor(request),
+        payload={"user": body.user, "role": body.role.value if body.role else None},
+        idempotency_key=idempotency_key(request)))
+    return _answer(command, f"Grant command accepted: {body.user!r} -> {body.role}", db_name=name, user=body.user)

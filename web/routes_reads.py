@@ -7,8 +7,10 @@ from typing import Any
 from aiohttp import web
 
 from shared.application.submit import SubmitError
+from shared.domain.access import Role
 from shared.domain.commands import AggregateType, iso
 from shared.domain.events import Event
+from web.auth import authorize, role_of
 from web.bodies import int_param
 from web.context import services
 from web.routes_commands import class_id, db_name
@@ -20,6 +22,7 @@ async def _require_db(request: web.Request) -> str:
     name = db_name(request)
     if await services(request).docs.database(name) is None:
         raise SubmitError(404, f"database {name!r} does not exist", db_name=name)
+    await authorize(request, name, Role.READER)
     return name
 
 
@@ -32,17 +35,20 @@ def _page(request: web.Request, items: list[dict[str, Any]]) -> dict[str, Any]:
 
 @routes.get("/api/v1/database/list")
 async def list_databases(request: web.Request) -> web.Response:
-    dbs = await services(request).docs.databases()
+    dbs = [d for d in await services(request).docs.databases() if await role_of(request, d["name"])]
     return web.json_response({**_page(request, dbs), "databases": [d["name"] for d in dbs]})
 
 
 @routes.get("/api/v1/database/{db_name}")
 async def get_database(request: web.Request) -> web.Response:
-    name = db_name(request)
-    doc = await services(request).docs.database(name)
-    if doc is None:
-        raise SubmitError(404, f"database {name!r} does not exist", db_name=name)
-    return web.json_response(doc)
+    name = await _require_db(request)
+    return web.json_response(await services(request).docs.database(name))
+
+
+@routes.get("/api/v1/database/{db_name}/grants")
+async def list_grants(request: web.Request) -> web.Response:
+    name = await _require_db(request)
+    return web.json_response(_page(request, await services(request).docs.grants(name)))
 
 
 @routes.get("/api/v1/ontology/{db_name}/classes")
@@ -96,7 +102,7 @@ async def get_class(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/ontology/{db_name}/classes/{class_id}/history")
 async def class_history(request: web.Request) -> web.Response:
-    name, cid = db_name(request), class_id(request)
+    name, cid = await _require_db(request), class_id(request)
     history = await services(request).events.history(name, AggregateType.ONTOLOGY_CLASS, cid)
     if not history:
         raise SubmitError(404, f"class {cid!r} has no history in {name!r}", class_id=cid)

@@ -1,6 +1,7 @@
 """Applying a stored event to the document store (idempotent: every write is version-conditional)."""
 from __future__ import annotations
 
+from shared.domain.commands import iso
 from shared.domain.events import Event, EventType
 from shared.ports import DocumentStore
 
@@ -11,9 +12,17 @@ async def apply_event(docs: DocumentStore, event: Event) -> None:
     match event.event_type:
         case EventType.DATABASE_CREATED:
             await docs.put_database(event.data)
+            # The creator of a database is its admin (version 0 of that grant: any GRANT overrides).
+            at = iso(event.occurred_at)
+            await docs.put_grant({"db_name": event.db_name, "user": event.actor, "role": "admin",
+                                  "version": 0, "source_command_id": str(event.command_id),
+                                  "event_id": str(event.event_id), "created_by": event.actor,
+                                  "created_at": at, "updated_by": event.actor, "updated_at": at})
         case EventType.DATABASE_DELETED:
             await docs.delete_database(event.db_name, event.version)
         case EventType.ONTOLOGY_CLASS_CREATED | EventType.ONTOLOGY_CLASS_UPDATED:
             await docs.put_class(event.db_name, event.data)
         case EventType.ONTOLOGY_CLASS_DELETED:
             await docs.delete_class(event.db_name, event.aggregate_id, event.version)
+        case EventType.ROLE_GRANTED | EventType.ROLE_REVOKED:
+            await docs.put_grant(event.data)

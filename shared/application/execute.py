@@ -75,9 +75,11 @@ class Executor:
 
     async def context(self, command: Command) -> Context:
         database = await self.docs.database(command.db_name)
+        classes: list[dict[str, Any]] = []
         if command.aggregate_type is AggregateType.DATABASE:
             current = database
-            classes: list[dict[str, Any]] = []
+        elif command.aggregate_type is AggregateType.GRANT:
+            current = await self.docs.grant(command.db_name, command.aggregate_id)
         else:
             classes = await self.docs.classes(command.db_name) if database else []
             current = next((c for c in classes if c["class_id"] == command.aggregate_id), None)

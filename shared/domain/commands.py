@@ -15,11 +15,13 @@ class CommandType(StrEnum):
     CREATE_ONTOLOGY_CLASS = "CREATE_ONTOLOGY_CLASS"
     UPDATE_ONTOLOGY_CLASS = "UPDATE_ONTOLOGY_CLASS"
     DELETE_ONTOLOGY_CLASS = "DELETE_ONTOLOGY_CLASS"
+    GRANT_ROLE = "GRANT_ROLE"
 
 
 class AggregateType(StrEnum):
     DATABASE = "database"
     ONTOLOGY_CLASS = "ontology_class"
+    GRANT = "grant"  # one per (database, user): the user's role there
 
 
 AGGREGATE_OF: dict[CommandType, AggregateType] = {
@@ -28,12 +30,14 @@ AGGREGATE_OF: dict[CommandType, AggregateType] = {
     CommandType.CREATE_ONTOLOGY_CLASS: AggregateType.ONTOLOGY_CLASS,
     CommandType.UPDATE_ONTOLOGY_CLASS: AggregateType.ONTOLOGY_CLASS,
     CommandType.DELETE_ONTOLOGY_CLASS: AggregateType.ONTOLOGY_CLASS,
+    CommandType.GRANT_ROLE: AggregateType.GRANT,
 }
 
 # The Kafka topic family ("<channel>-commands", "<channel>-events") each aggregate type travels on.
 CHANNEL_OF: dict[AggregateType, str] = {
     AggregateType.DATABASE: "database",
     AggregateType.ONTOLOGY_CLASS: "ontology",
+    AggregateType.GRANT: "database",
 }
 
 
@@ -75,6 +79,8 @@ class Command(BaseModel):
         """Kafka key: the aggregate's identity, so one aggregate's commands share a partition."""
         if self.aggregate_type is AggregateType.DATABASE:
             return self.db_name
+        if self.aggregate_type is AggregateType.GRANT:
+            return f"{self.db_name}/grant/{self.aggregate_id}"
         return f"{self.db_name}/{self.aggregate_id}"
 
     def to_message(self) -> dict[str, Any]:

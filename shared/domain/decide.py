@@ -132,7 +132,22 @@ def decide_class(command: Command, ctx: Context) -> Event:
     return event_for(command, event_type, version, state, now)
 
 
+def decide_grant(command: Command, ctx: Context) -> Event:
+    """GRANT_ROLE: payload {"user", "role"}; role null revokes."""
+    if not ctx.database_exists:
+        return failure(command, "not_found", f"database {command.db_name!r} does not exist")
+    now = utcnow()
+    version = ctx.last_version + 1
+    role = command.payload.get("role")
+    state = {"db_name": command.db_name, "user": command.aggregate_id, "role": role,
+             **_provenance(command, version, ctx.current, now)}
+    kind = EventType.ROLE_GRANTED if role else EventType.ROLE_REVOKED
+    return event_for(command, kind, version, state, now)
+
+
 def decide(command: Command, ctx: Context) -> Event:
     if command.command_type in (CommandType.CREATE_DATABASE, CommandType.DELETE_DATABASE):
         return decide_database(command, ctx)
+    if command.command_type is CommandType.GRANT_ROLE:
+        return decide_grant(command, ctx)
     return decide_class(command, ctx)

@@ -56,6 +56,16 @@ class PostgresCommandLog(CommandLog):
         row = await self.pool.fetchrow("SELECT * FROM commands WHERE command_id = $1", command_id)
         return command_from_row(row) if row else None
 
+    async def pending_creator(self, db_name: str) -> str | None:
+        actor = await self.pool.fetchval(
+            """SELECT c.actor FROM commands c
+               WHERE c.db_name = $1 AND c.aggregate_id = $1 AND c.command_type = 'CREATE_DATABASE'
+                 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.command_id = c.command_id)
+               ORDER BY c.recorded_at LIMIT 1""",
+            db_name,
+        )
+        return actor  # type: ignore[no-any-return]
+
     async def pending_creates(self, db_name: str, aggregate_ids: list[str]) -> set[str]:
         if not aggregate_ids:
             return set()

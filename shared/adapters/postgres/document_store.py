@@ -31,6 +31,7 @@ class PostgresDocumentStore(DocumentStore):
             )
             if updated != "UPDATE 0":
                 await conn.execute("DELETE FROM docs.classes WHERE db_name = $1", name)
+                await conn.execute("DELETE FROM docs.grants WHERE db_name = $1", name)
 
     async def database(self, name: str) -> dict[str, Any] | None:
         doc = await self.pool.fetchval(
@@ -71,5 +72,26 @@ class PostgresDocumentStore(DocumentStore):
     async def classes(self, db_name: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
             "SELECT doc FROM docs.classes WHERE db_name = $1 AND NOT deleted ORDER BY class_id", db_name
+        )
+        return [r["doc"] for r in rows]
+
+    async def put_grant(self, doc: dict[str, Any]) -> None:
+        await self.pool.execute(
+            """INSERT INTO docs.grants (db_name, user_id, role, version, doc) VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (db_name, user_id) DO UPDATE
+                 SET role = EXCLUDED.role, version = EXCLUDED.version, doc = EXCLUDED.doc
+               WHERE docs.grants.version < EXCLUDED.version""",
+            doc["db_name"], doc["user"], doc["role"], doc["version"], doc,
+        )
+
+    async def grant(self, db_name: str, user: str) -> dict[str, Any] | None:
+        doc = await self.pool.fetchval(
+            "SELECT doc FROM docs.grants WHERE db_name = $1 AND user_id = $2", db_name, user
+        )
+        return doc  # type: ignore[no-any-return]
+
+    async def grants(self, db_name: str) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT doc FROM docs.grants WHERE db_name = $1 AND role IS NOT NULL ORDER BY user_id", db_name
         )
         return [r["doc"] for r in rows]

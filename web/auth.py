@@ -1,0 +1,64 @@
+"""Authentication (bearer tokens) and command-level authorisation per database."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from shared.application.submit import SubmitError
+from shared.domain.access import Role, allows
+from shared.tokens import InvalidToken, verify
+from web.context import services
+from web.errors import Handler, error
+
+PROTECTED = ("/api/", "/ws/")
+
+
+def _token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    # Browsers cannot set headers on a WebSocket: the token may come as a query parameter there.
+    return request.query.get("token") if request.path.startswith("/ws/") else None
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith(PROTECTED):
+        return await handler(request)
+    token = _token(request)
+    if token is None:
+        return _unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
+    try:
+        request["user"] = verify(services(request).settings, token)
+    except InvalidToken as exc:
+        return _unauthorized(f"invalid bearer token: {exc}")
+    return await handler(request)
+
+
+def _unauthorized(message: str) -> web.Response:
+    response = error(401, message)
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+async def role_of(request: web.Request, db_name: str) -> Role | None:
+    svc = services(request)
+    user = request["user"]
+    if user == svc.settings.admin_user:
+        return Role.ADMIN
+    grant = await svc.docs.grant(db_name, user)
+    if grant is not None and grant.get("role"):
+        return Role(grant["role"])
+    # The database may still be on its way: its creator is its admin from the moment it is recorded.
+    if await svc.docs.database(db_name) is None and await svc.commands.pending_creator(db_name) == user:
+        return Role.ADMIN
+    return None
+
+
+async def authorize(request: web.Request, db_name: str, needed: Role) -> None:
+    """404 for an unknown database, 403 unless the caller holds `needed` (or more) on it; nothing is
+    recorded in either case."""
+    await services(request).submitter.require_database(db_name)
+    if not allows(await role_of(request, db_name), needed):
+        raise SubmitError(403, f"user {request['user']!r} is not {needed.value} of database {db_name!r}",
+                          db_name=db_name, required_role=needed.value)
