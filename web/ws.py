@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
 from aiohttp import WSMsgType, web
 
 from shared.channels import user_channel
@@ -103,29 +104,34 @@ def update_message(status: dict[str, Any]) -> dict[str, Any]:
 
 async def listen(app: web.Application) -> None:
     """Follow every user's status channel on Redis, reconnecting with backoff when Redis is away."""
-    svc = app[SERVICES]
-    prefix = user_channel(svc.settings, "")
+    settings = app[SERVICES].settings
+    prefix = user_channel(settings, "")
     delay = 0.1
     while True:
-        pubsub = svc.redis.pubsub()
+        # A connection of its own with no read timeout: a subscriber is idle most of the time, and
+        # a timeout would drop and re-subscribe it, losing what is published in between.
+        client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, health_check_interval=15)
+        pubsub = client.pubsub()
         try:
             await pubsub.psubscribe(prefix + "*")
+            log.info("following %s* on Redis", prefix)
             delay = 0.1
             async for message in pubsub.listen():
                 if message.get("type") != "pmessage":
                     continue
-                channel = message["channel"].decode() if isinstance(message["channel"], bytes) \
-                    else str(message["channel"])
-                app[HUB].dispatch(channel[len(prefix):], json.loads(message["data"]))
+                channel = message["channel"]
+                user = (channel.decode() if isinstance(channel, bytes) else str(channel))[len(prefix):]
+                app[HUB].dispatch(user, json.loads(message["data"]))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 — Redis down: live pushes resume when it is back
-            log.warning("status channel lost (%s); retrying in %.1fs", exc, delay)
+            log.warning("status channel lost (%r); retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
+                await client.aclose()
 
 
 async def hub_lifecycle(app: web.Application) -> Any:
