@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 
+from shared.application.apply import is_applied
 from shared.application.execute import final_status
 from shared.channels import command_channel
 from shared.domain.commands import Command, iso
@@ -38,6 +39,7 @@ async def from_table(svc: Services, command_id: str) -> StatusRecord | None:
 
 
 def from_log(command: Command, event: Event | None, table: StatusRecord | None) -> StatusRecord:
+    # `event` is passed only once its effect is visible in the document store (see lookup).
     """The table's record, completed from the event store when the table lags behind it (the table
     is fed through Kafka, the event store is written first), or rebuilt from the logs alone."""
     record = table
@@ -62,7 +64,10 @@ async def lookup(svc: Services, command_id: uuid.UUID) -> StatusRecord | None:
     if command is None:
         return table
     events = await svc.events.for_command(command_id)
-    return from_log(command, events[0] if events else None, table)
+    # An event alone is not completion: the agent writes the document right after it, and a caller
+    # told COMPLETED must find the result when it reads.
+    done = events[0] if events and await is_applied(svc.docs, events[0]) else None
+    return from_log(command, done, table)
 
 
 async def wait_final(svc: Services, command_id: uuid.UUID, timeout: float,

@@ -26,3 +26,25 @@ async def apply_event(docs: DocumentStore, event: Event) -> None:
             await docs.delete_class(event.db_name, event.aggregate_id, event.version)
         case EventType.ROLE_GRANTED | EventType.ROLE_REVOKED:
             await docs.put_grant(event.data)
+
+
+async def is_applied(docs: DocumentStore, event: Event) -> bool:
+    """Whether the document store already shows the event's effect (a COMMAND_FAILED has none)."""
+    if event.version is None:
+        return True
+    match event.event_type:
+        case EventType.DATABASE_CREATED:
+            db = await docs.database(event.db_name)
+            return db is not None and db["version"] >= event.version
+        case EventType.DATABASE_DELETED:
+            return await docs.database(event.db_name) is None
+        case EventType.ONTOLOGY_CLASS_CREATED | EventType.ONTOLOGY_CLASS_UPDATED:
+            cls = await docs.get_class(event.db_name, event.aggregate_id)
+            return cls is not None and cls["version"] >= event.version
+        case EventType.ONTOLOGY_CLASS_DELETED:
+            cls = await docs.get_class(event.db_name, event.aggregate_id)
+            return cls is None or cls["version"] > event.version
+        case EventType.ROLE_GRANTED | EventType.ROLE_REVOKED:
+            grant = await docs.grant(event.db_name, event.aggregate_id)
+            return grant is not None and grant["version"] >= event.version
+    return True
