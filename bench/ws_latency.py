@@ -51,7 +51,8 @@ async def main(commands: int, clients: int) -> None:
     base = f"http://{settings.web_host}:{settings.web_port}"
     headers = {"Authorization": "Bearer " + (settings.home / "admin.token").read_text().strip()}
     baseline = await redis_baseline(settings.redis_url, 500)
-    async with aiohttp.ClientSession(headers=headers) as http:
+    # limit=0: one connection per WebSocket client (the default pool stops at 100).
+    async with aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(limit=0)) as http:
         db = f"wsbench-{uuid.uuid4().hex[:6]}"
         async with http.post(f"{base}/api/v1/database/create", json={"name": db}) as resp:
             assert resp.status == 202
