@@ -177,3 +177,12 @@ class Stack:
                               user=user)
         assert done["status"] == "COMPLETED", done
         return name
+
+
+async def record_only(pool: Any, command: Any) -> None:
+    """Write a command to the command log without queueing it: a command whose message was lost."""
+    await pool.execute(
+        "INSERT INTO commands (command_id, command_type, aggregate_type, aggregate_id, db_name, actor,"
+        " payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        command.command_id, command.command_type.value, command.aggregate_type.value, command.aggregate_id,
+        command.db_name, command.actor, command.payload, command.created_at)

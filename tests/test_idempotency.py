@@ -15,7 +15,7 @@ from shared.config import Settings
 from shared.domain.commands import Command, CommandType
 from shared.domain.decide import Context, decide
 from shared.domain.status import StatusUpdate
-from tests.stack import Stack
+from tests.stack import Stack, record_only
 from tests.test_write_path import PERSON
 
 
@@ -85,11 +85,7 @@ async def test_a_command_whose_message_was_lost_is_requeued(stack: Stack, pool: 
     db = await stack.new_database()
     lost = Command(command_type=CommandType.CREATE_ONTOLOGY_CLASS, aggregate_id="Lost", db_name=db,
                    actor="tester", payload={"id": "Lost"})
-    await pool.execute(
-        "INSERT INTO commands (command_id, command_type, aggregate_type, aggregate_id, db_name, actor,"
-        " payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        lost.command_id, lost.command_type.value, lost.aggregate_type.value, "Lost", db, "tester",
-        lost.payload, lost.created_at)
+    await record_only(pool, lost)
     done = await stack.wait(str(lost.command_id), timeout=60)
     assert done["status"] == "COMPLETED", done
     assert len(await pool.fetch("SELECT 1 FROM events WHERE command_id = $1", lost.command_id)) == 1
@@ -101,11 +97,7 @@ async def test_an_event_whose_document_was_never_written_is_applied(stack: Stack
     db = await stack.new_database()
     half = Command(command_type=CommandType.CREATE_ONTOLOGY_CLASS, aggregate_id="Half", db_name=db,
                    actor="tester", payload={"id": "Half", "description": "written halfway"})
-    await pool.execute(
-        "INSERT INTO commands (command_id, command_type, aggregate_type, aggregate_id, db_name, actor,"
-        " payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        half.command_id, half.command_type.value, half.aggregate_type.value, "Half", db, "tester",
-        half.payload, half.created_at)
+    await record_only(pool, half)
     event = decide(half, Context(current=None, last_version=0, database_exists=True))
     await PostgresEventStore(pool).append(event, "unused-topic")
     for _ in range(600):

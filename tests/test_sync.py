@@ -7,7 +7,7 @@ import asyncpg
 
 from shared.adapters.postgres.command_log import PostgresCommandLog
 from shared.domain.commands import Command, CommandType
-from tests.stack import Stack
+from tests.stack import Stack, record_only
 from tests.test_write_path import PERSON
 
 
@@ -41,12 +41,7 @@ async def test_sync_timeout_answers_408_with_a_hint(stack: Stack, pool: asyncpg.
     # A parent whose create is recorded but will never run (no outbox row): the child waits for it.
     ghost = Command(command_type=CommandType.CREATE_ONTOLOGY_CLASS, aggregate_id="Ghost", db_name=db,
                     actor="tester", payload={"id": "Ghost"})
-    async with pool.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO commands (command_id, command_type, aggregate_type, aggregate_id, db_name, actor,"
-            " payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            ghost.command_id, ghost.command_type.value, ghost.aggregate_type.value, "Ghost", db, "tester",
-            ghost.payload, ghost.created_at)
+    await record_only(pool, ghost)
     assert await PostgresCommandLog(pool).pending_creates(db, ["Ghost"]) == {"Ghost"}
     code, body = await stack.request("POST", f"/api/v1/ontology/{db}/sync/create?timeout=1&poll_interval=0.2",
                                      {"id": "Child", "parent_class": "Ghost"})

@@ -91,6 +91,7 @@ async def wait_final(svc: Services, command_id: uuid.UUID, timeout: float,
         while record is not None and record.status not in FINAL and loop.time() < deadline:
             pause = min(poll_interval, max(0.0, deadline - loop.time()))
             if live:
+                pause = min(pause, 1.0)  # below the shared client's 2 s socket timeout
                 try:
                     await pubsub.get_message(ignore_subscribe_messages=True, timeout=pause)
                 except Exception:  # noqa: BLE001
