@@ -74,31 +74,35 @@ class Executor:
         self.dependency_wait = dependency_wait
 
     async def context(self, command: Command) -> Context:
+        """Read only what the decision needs: the aggregate, the classes it refers to, and (for a class
+        delete) the classes that refer to it. Never every class of the database per command."""
         database = await self.docs.database(command.db_name)
-        classes: list[dict[str, Any]] = []
+        existing: set[str] = set()
+        dependents: dict[str, list[str]] = {}
         if command.aggregate_type is AggregateType.DATABASE:
             current = database
         elif command.aggregate_type is AggregateType.GRANT:
             current = await self.docs.grant(command.db_name, command.aggregate_id)
         else:
-            classes = await self.docs.classes(command.db_name) if database else []
-            current = next((c for c in classes if c["class_id"] == command.aggregate_id), None)
-        names = frozenset(c["class_id"] for c in classes)
-        missing = sorted(_references(command, current) - names)
+            current = await self.docs.get_class(command.db_name, command.aggregate_id) if database else None
+            for ref in _references(command, current) if database else set():
+                if await self.docs.get_class(command.db_name, ref) is not None:
+                    existing.add(ref)
+            if command.command_type is CommandType.DELETE_ONTOLOGY_CLASS and database:
+                users = [doc["class_id"] for doc in await self.docs.classes(command.db_name)
+                         if doc["class_id"] != command.aggregate_id and command.aggregate_id in _references_of(doc)]
+                if users:
+                    dependents[command.aggregate_id] = users
+        missing = sorted(_references(command, current) - existing)
         if database is None and command.aggregate_type is not AggregateType.DATABASE:
             missing.append(command.db_name)
         pending = await self.commands.pending_creates(command.db_name, missing) if missing else set()
-        dependents: dict[str, list[str]] = {}
-        if command.command_type is CommandType.DELETE_ONTOLOGY_CLASS:
-            for doc in classes:
-                if doc["class_id"] != command.aggregate_id and command.aggregate_id in _references_of(doc):
-                    dependents.setdefault(command.aggregate_id, []).append(doc["class_id"])
         return Context(
             current=current,
             last_version=await self.events.last_version(command.db_name, command.aggregate_type,
                                                         command.aggregate_id),
             database_exists=database is not None,
-            classes=names,
+            classes=frozenset(existing),
             pending_creates=frozenset(pending),
             dependents=dependents,
         )
