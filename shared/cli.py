@@ -93,6 +93,50 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    """Read the command_status table through the Faust worker (no HTTP API involved)."""
+    import json
+    import urllib.error
+
+    url = f"{settings.worker_url}/status/{args.command_id}"
+    deadline = time.monotonic() + args.timeout
+    printed = 0
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 — the worker, on loopback
+                record = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404 or not args.watch or time.monotonic() > deadline:
+                print(f"no status for {args.command_id} in the command_status table", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+            continue
+        if not args.watch:
+            print(json.dumps(record, indent=2))
+            return 0
+        for entry in record["history"][printed:]:
+            print(f"{entry['timestamp']}  {entry['status']:<10} {entry['progress']:>3}%  {entry['message']}",
+                  flush=True)
+        printed = len(record["history"])
+        if record["status"] in ("COMPLETED", "FAILED"):
+            return 0 if record["status"] == "COMPLETED" else 2
+        if time.monotonic() > deadline:
+            return 1
+        time.sleep(0.2)
+
+
+def cmd_schema(settings: Settings, args: argparse.Namespace) -> int:
+    """JSON Schema of a command message (what a Kafka producer sends) and of a class body."""
+    import json
+
+    from shared.domain.commands import Command
+    from shared.domain.ontology import OntologyClass
+
+    print(json.dumps({"command": Command.model_json_schema(),
+                      "ontology_class": OntologyClass.model_json_schema()}, indent=2))
+    return 0
+
+
 def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
     from shared.stack import services
 
@@ -207,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--user", required=True)
     create.add_argument("--ttl", type=int, default=None, help="seconds until it expires (default 30 days)")
     create.set_defaults(func=cmd_token)
+    status = sub.add_parser("status", help="a command's entry in the Faust command_status table")
+    status.add_argument("command_id")
+    status.add_argument("--watch", action="store_true", help="print transitions until COMPLETED or FAILED")
+    status.add_argument("--timeout", type=float, default=300.0)
+    status.set_defaults(func=cmd_status)
+    sub.add_parser("schema", help="print the JSON Schema of command messages").set_defaults(func=cmd_schema)
     sub.add_parser("migrate", help="migrate the schema and create the topics").set_defaults(func=cmd_migrate)
     sub.add_parser("relay", help="run the outbox relay").set_defaults(func=cmd_relay)
     sub.add_parser("web", help="run the web view").set_defaults(func=cmd_web)
