@@ -28,6 +28,11 @@ class CommandLog(ABC):
         idempotency key."""
 
     @abstractmethod
+    async def record_received(self, command: Command) -> bool:
+        """Record a command that arrived on Kafka from an outside producer (it is already on its
+        topic, so no outbox row). False when that command_id is already recorded."""
+
+    @abstractmethod
     async def get(self, command_id: uuid.UUID) -> Command | None: ...
 
     @abstractmethod

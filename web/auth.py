@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from shared.application.access import role_of as shared_role_of
 from shared.application.submit import SubmitError
 from shared.domain.access import Role, allows
 from shared.tokens import InvalidToken, verify
@@ -43,16 +44,7 @@ def _unauthorized(message: str) -> web.Response:
 
 async def role_of(request: web.Request, db_name: str) -> Role | None:
     svc = services(request)
-    user = request["user"]
-    if user == svc.settings.admin_user:
-        return Role.ADMIN
-    grant = await svc.docs.grant(db_name, user)
-    if grant is not None and grant.get("role"):
-        return Role(grant["role"])
-    # The database may still be on its way: its creator is its admin from the moment it is recorded.
-    if await svc.docs.database(db_name) is None and await svc.commands.pending_creator(db_name) == user:
-        return Role.ADMIN
-    return None
+    return await shared_role_of(svc.docs, svc.commands, svc.settings.admin_user, db_name, request["user"])
 
 
 async def authorize(request: web.Request, db_name: str, needed: Role) -> None:

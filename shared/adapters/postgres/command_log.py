@@ -52,6 +52,18 @@ class PostgresCommandLog(CommandLog):
             )
         return command, True
 
+    async def record_received(self, command: Command) -> bool:
+        inserted = await self.pool.fetchval(
+            """INSERT INTO commands (command_id, command_type, aggregate_type, aggregate_id, db_name,
+                   actor, payload, expected_version, idempotency_key, metadata, created_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+               ON CONFLICT DO NOTHING RETURNING command_id""",
+            command.command_id, command.command_type.value, command.aggregate_type.value,
+            command.aggregate_id, command.db_name, command.actor, command.payload,
+            command.expected_version, command.idempotency_key, command.metadata, command.created_at,
+        )
+        return inserted is not None
+
     async def get(self, command_id: uuid.UUID) -> Command | None:
         row = await self.pool.fetchrow("SELECT * FROM commands WHERE command_id = $1", command_id)
         return command_from_row(row) if row else None
