@@ -30,11 +30,12 @@ async def main(n: int) -> None:
     base = f"http://{settings.web_host}:{settings.web_port}"
     redis = aioredis.Redis.from_url(settings.redis_url)
     pubsub = redis.pubsub()
-    await pubsub.subscribe(user_channel(settings, "anonymous"))
+    await pubsub.subscribe(user_channel(settings, settings.admin_user))
+    token = (settings.home / "admin.token").read_text().strip()
     submit: list[float] = []
     done: list[float] = []
     health: list[float] = []
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
         db = f"bench-{uuid.uuid4().hex[:8]}"
         async with http.post(f"{base}/api/v1/database/create", json={"name": db}) as resp:
             assert resp.status == 202, await resp.text()
