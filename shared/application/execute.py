@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from shared.application.apply import apply_event
 from shared.domain.commands import AggregateType, Command, CommandType
 from shared.domain.decide import Context, DependencyPending, decide, failure
-from shared.domain.events import Event, EventType
+from shared.domain.events import Event
 from shared.domain.ontology import OntologyClass
 from shared.domain.status import CommandStatus, StatusUpdate
 from shared.ports import CommandLog, DocumentStore, DuplicateEvent, EventStore, VersionTaken
@@ -166,6 +166,3 @@ def _references_of(doc: dict[str, Any]) -> set[str]:
         r.get("target") for r in doc.get("relationships", [])}
     refs.add(doc.get("parent_class"))
     return {r for r in refs if r}
-
-
-__all__ = ["Executor", "final_status", "status_update", "EventType"]
