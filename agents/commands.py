@@ -1,6 +1,7 @@
 """Command agents: one per command topic, each executing its commands in partition order."""
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -35,8 +36,6 @@ async def dead_letter(raw: Any, key: Any, error: str) -> None:
 
 
 def encode_dead_letter(raw: Any, error: str) -> bytes:
-    import json
-
     body = raw.decode(errors="replace") if isinstance(raw, bytes | bytearray) else str(raw)
     return json.dumps({"error": error, "message": body}).encode()
 

@@ -147,7 +147,7 @@ async def _waited(request: web.Request, command_id: Any, timeout: float, poll: f
     if record is None:
         raise SubmitError(404, f"unknown command {command_id}")
     await may_see(request, record)
-    record, history = await wait_final(svc, command_id, timeout, poll)
+    record, history = await wait_final(svc, command_id, timeout, poll, first=record)
     if record is None:
         raise SubmitError(404, f"unknown command {command_id}")
     db = record.db_name

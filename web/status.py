@@ -70,8 +70,8 @@ async def lookup(svc: Services, command_id: uuid.UUID) -> StatusRecord | None:
     return from_log(command, done, table)
 
 
-async def wait_final(svc: Services, command_id: uuid.UUID, timeout: float,
-                     poll_interval: float) -> tuple[StatusRecord | None, list[dict[str, Any]]]:
+async def wait_final(svc: Services, command_id: uuid.UUID, timeout: float, poll_interval: float,
+                     first: StatusRecord | None = None) -> tuple[StatusRecord | None, list[dict[str, Any]]]:
     """Wait until the command is COMPLETED or FAILED or `timeout` passes; returns the last record seen.
 
     Woken by the command's Redis channel, so a finished command answers within milliseconds; the
@@ -87,7 +87,8 @@ async def wait_final(svc: Services, command_id: uuid.UUID, timeout: float,
         log.info("live status unavailable, polling: %s", exc)
         live = False
     try:
-        record = await lookup(svc, command_id)
+        # `first` may have been read before subscribing: look again unless it is already final.
+        record = first if first is not None and first.status in FINAL else await lookup(svc, command_id)
         while record is not None and record.status not in FINAL and loop.time() < deadline:
             pause = min(poll_interval, max(0.0, deadline - loop.time()))
             if live:

@@ -162,7 +162,6 @@ class Executor:
 
 
 def _references_of(doc: dict[str, Any]) -> set[str]:
-    refs = {p.get("target") for p in doc.get("properties", [])} | {
-        r.get("target") for r in doc.get("relationships", [])}
-    refs.add(doc.get("parent_class"))
-    return {r for r in refs if r}
+    """Classes a stored class document refers to (the stored document carries provenance too)."""
+    return OntologyClass.model_validate({k: doc[k] for k in OntologyClass.model_fields if k in doc}
+                                        ).referenced_classes()
