@@ -37,6 +37,19 @@ class Settings:
     web_host: str = field(default_factory=lambda: _env("WEB_HOST", "127.0.0.1"))
     web_port: int = field(default_factory=lambda: _int("WEB_PORT", 8002))
     worker_web_port: int = field(default_factory=lambda: _int("WORKER_WEB_PORT", 56066))
+    # Elasticsearch (search read model): HTTP and transport ports on loopback.
+    es_host: str = field(default_factory=lambda: _env("ES_HOST", "127.0.0.1"))
+    es_port: int = field(default_factory=lambda: _int("ES_PORT", 59200))
+    es_transport_port: int = field(default_factory=lambda: _int("ES_TRANSPORT_PORT", 59300))
+    # S3 event archive. The local run starts versitygw on s3_port; SPICE_S3_ENDPOINT="" switches to
+    # the embedded local-directory archive under home/archive.
+    s3_port: int = field(default_factory=lambda: _int("S3_PORT", 57090))
+    s3_endpoint_override: str | None = field(default_factory=lambda: os.environ.get("SPICE_S3_ENDPOINT"))
+    s3_bucket: str = field(default_factory=lambda: _env("S3_BUCKET", "spice-events"))
+    s3_access_key: str = field(default_factory=lambda: _env("S3_ACCESS_KEY", "spiceadmin"))
+    s3_secret_key: str = field(default_factory=lambda: _env("S3_SECRET_KEY", "spice-local-secret-key"))
+    # TerminusDB document store, used instead of the PostgreSQL one when set (compose/ sets it).
+    terminusdb_url: str = field(default_factory=lambda: _env("TERMINUSDB_URL", ""))
     # Prefix for topic names, the Faust app id and Redis channels, so test runs never share state.
     namespace: str = field(default_factory=lambda: _env("NAMESPACE", "spice"))
     partitions: int = field(default_factory=lambda: _int("PARTITIONS", 4))
@@ -66,6 +79,17 @@ class Settings:
     def worker_url(self) -> str:
         return f"http://{self.worker_host}:{self.worker_web_port}"
 
+    @property
+    def es_url(self) -> str:
+        return f"http://{self.es_host}:{self.es_port}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        """The S3 endpoint, or "" for the local-directory archive."""
+        if self.s3_endpoint_override is not None:
+            return self.s3_endpoint_override
+        return f"http://127.0.0.1:{self.s3_port}"
+
     def topic(self, name: str) -> str:
         return f"{self.namespace}-{name}"
 
@@ -75,5 +99,6 @@ def load() -> Settings:
 
 
 # Every topic the relay writes or the agents read, without the namespace prefix.
-TOPICS = ("database-commands", "ontology-commands", "database-events", "ontology-events",
-          "command-status", "dead-letters")
+TOPICS = ("database-commands", "ontology-commands", "instance-commands", "database-events",
+          "ontology-events", "instance-events", "command-status", "dead-letters",
+          "projection-dead-letters")

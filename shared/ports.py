@@ -71,7 +71,7 @@ class EventStore(ABC):
 
 
 class DocumentStore(ABC):
-    """Current state of databases and classes. Every write is conditional on the version, so a
+    """Current state of databases, classes, grants and instances. Every write is conditional on the version, so a
     replayed or redelivered older write never overwrites a newer one."""
 
     @abstractmethod
@@ -110,3 +110,53 @@ class DocumentStore(ABC):
     @abstractmethod
     async def grants(self, db_name: str) -> list[dict[str, Any]]:
         """The live grants of a database (revoked ones left out)."""
+
+    @abstractmethod
+    async def put_instances(self, db_name: str, docs: list[dict[str, Any]]) -> None:
+        """Write instance documents, each kept only if newer than the stored one. A doc is
+        {"instance_id", "class_id", "data": {property: value}, "version", "source_command_id",
+        "event_id", "created_by", "created_at", "updated_by", "updated_at", "archive_uri"}."""
+
+    @abstractmethod
+    async def delete_instance(self, db_name: str, instance_id: str, version: int) -> None:
+        """Tombstone the instance at `version` (an older put never resurrects it)."""
+
+    @abstractmethod
+    async def get_instance(self, db_name: str, instance_id: str) -> dict[str, Any] | None:
+        """The live instance document (any class), or None when unknown or deleted."""
+
+    @abstractmethod
+    async def instances(self, db_name: str, class_id: str, limit: int, offset: int
+                        ) -> tuple[int, list[dict[str, Any]]]:
+        """(total, page) of a class's live instances, ordered by instance_id."""
+
+    @abstractmethod
+    async def instance_classes(self, db_name: str, instance_ids: list[str]) -> dict[str, str]:
+        """instance_id -> class_id for those of `instance_ids` that are live instances."""
+
+    @abstractmethod
+    async def count_instances(self, db_name: str, class_id: str) -> int:
+        """How many live instances the class has."""
+
+
+class EventArchive(ABC):
+    """The immutable event archive (S3): an object, once written under a key, never changes."""
+
+    @abstractmethod
+    async def put_once(self, key: str, body: bytes) -> bool:
+        """Write `body` under `key` unless the key exists (a conditional put). True when written,
+        False when an object was already there (it is left untouched)."""
+
+    @abstractmethod
+    async def get(self, key: str) -> bytes | None: ...
+
+    @abstractmethod
+    async def keys(self, prefix: str) -> list[str]:
+        """Every key under `prefix`, sorted (all pages)."""
+
+    @abstractmethod
+    def uri(self, key: str) -> str:
+        """Where the object lives, e.g. s3://bucket/key or file:///path."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -11,7 +11,10 @@ def _topic(name: str):  # type: ignore[no-untyped-def]
 
 database_commands = _topic("database-commands")
 ontology_commands = _topic("ontology-commands")
+instance_commands = _topic("instance-commands")
 database_events = _topic("database-events")
 ontology_events = _topic("ontology-events")
+instance_events = _topic("instance-events")
 command_status = _topic("command-status")
 dead_letters = _topic("dead-letters")
+projection_dead_letters = _topic("projection-dead-letters")

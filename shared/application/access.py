@@ -13,6 +13,10 @@ REQUIRED: dict[CommandType, Role | None] = {
     CommandType.CREATE_ONTOLOGY_CLASS: Role.WRITER,
     CommandType.UPDATE_ONTOLOGY_CLASS: Role.WRITER,
     CommandType.DELETE_ONTOLOGY_CLASS: Role.WRITER,
+    CommandType.CREATE_INSTANCE: Role.WRITER,
+    CommandType.UPDATE_INSTANCE: Role.WRITER,
+    CommandType.DELETE_INSTANCE: Role.WRITER,
+    CommandType.BULK_CREATE_INSTANCES: Role.WRITER,
 }
 
 

@@ -16,12 +16,17 @@ class CommandType(StrEnum):
     UPDATE_ONTOLOGY_CLASS = "UPDATE_ONTOLOGY_CLASS"
     DELETE_ONTOLOGY_CLASS = "DELETE_ONTOLOGY_CLASS"
     GRANT_ROLE = "GRANT_ROLE"
+    CREATE_INSTANCE = "CREATE_INSTANCE"
+    UPDATE_INSTANCE = "UPDATE_INSTANCE"
+    DELETE_INSTANCE = "DELETE_INSTANCE"
+    BULK_CREATE_INSTANCES = "BULK_CREATE_INSTANCES"
 
 
 class AggregateType(StrEnum):
     DATABASE = "database"
     ONTOLOGY_CLASS = "ontology_class"
     GRANT = "grant"  # one per (database, user): the user's role there
+    INSTANCE = "instance"  # aggregate_id = instance_id, unique within its database
 
 
 AGGREGATE_OF: dict[CommandType, AggregateType] = {
@@ -31,6 +36,11 @@ AGGREGATE_OF: dict[CommandType, AggregateType] = {
     CommandType.UPDATE_ONTOLOGY_CLASS: AggregateType.ONTOLOGY_CLASS,
     CommandType.DELETE_ONTOLOGY_CLASS: AggregateType.ONTOLOGY_CLASS,
     CommandType.GRANT_ROLE: AggregateType.GRANT,
+    CommandType.CREATE_INSTANCE: AggregateType.INSTANCE,
+    CommandType.UPDATE_INSTANCE: AggregateType.INSTANCE,
+    CommandType.DELETE_INSTANCE: AggregateType.INSTANCE,
+    # One command, many aggregates: aggregate_id is the class; each instance gets its own event.
+    CommandType.BULK_CREATE_INSTANCES: AggregateType.INSTANCE,
 }
 
 # The Kafka topic family ("<channel>-commands", "<channel>-events") each aggregate type travels on.
@@ -38,6 +48,7 @@ CHANNEL_OF: dict[AggregateType, str] = {
     AggregateType.DATABASE: "database",
     AggregateType.ONTOLOGY_CLASS: "ontology",
     AggregateType.GRANT: "database",
+    AggregateType.INSTANCE: "instance",
 }
 
 
