@@ -55,6 +55,11 @@ class EventStore(ABC):
         VersionTaken if the aggregate version is already used."""
 
     @abstractmethod
+    async def append_many(self, events: list[Event], topic: str) -> None:
+        """Store several events (one command's, e.g. a bulk create) all-or-nothing in one transaction,
+        with their outbox rows. Raises like append() and then stores none of them."""
+
+    @abstractmethod
     async def for_command(self, command_id: uuid.UUID) -> list[Event]: ...
 
     @abstractmethod
@@ -64,6 +69,11 @@ class EventStore(ABC):
     @abstractmethod
     async def last_version(self, db_name: str, aggregate_type: AggregateType, aggregate_id: str) -> int:
         """The aggregate's highest version, 0 when it has none."""
+
+    @abstractmethod
+    async def last_versions(self, db_name: str, aggregate_type: AggregateType, aggregate_ids: list[str]
+                            ) -> dict[str, int]:
+        """last_version for many aggregates at once (those with no event are left out)."""
 
     @abstractmethod
     async def read(self, after_position: int, limit: int) -> list[Event]:

@@ -26,6 +26,10 @@ async def apply_event(docs: DocumentStore, event: Event) -> None:
             await docs.delete_class(event.db_name, event.aggregate_id, event.version)
         case EventType.ROLE_GRANTED | EventType.ROLE_REVOKED:
             await docs.put_grant(event.data)
+        case EventType.INSTANCE_CREATED | EventType.INSTANCE_UPDATED:
+            await docs.put_instances(event.db_name, [event.data])
+        case EventType.INSTANCE_DELETED:
+            await docs.delete_instance(event.db_name, event.aggregate_id, event.version)
 
 
 async def is_applied(docs: DocumentStore, event: Event) -> bool:
@@ -47,4 +51,10 @@ async def is_applied(docs: DocumentStore, event: Event) -> bool:
         case EventType.ROLE_GRANTED | EventType.ROLE_REVOKED:
             grant = await docs.grant(event.db_name, event.aggregate_id)
             return grant is not None and grant["version"] >= event.version
+        case EventType.INSTANCE_CREATED | EventType.INSTANCE_UPDATED:
+            doc = await docs.get_instance(event.db_name, event.aggregate_id)
+            return doc is not None and doc["version"] >= event.version
+        case EventType.INSTANCE_DELETED:
+            doc = await docs.get_instance(event.db_name, event.aggregate_id)
+            return doc is None or doc["version"] > event.version
     return True

@@ -17,6 +17,13 @@ def class_doc(class_id: str, version: int, **extra: Any) -> dict[str, Any]:
     return {"id": class_id, "class_id": class_id, "version": version, "properties": [], **extra}
 
 
+def instance_doc(instance_id: str, class_id: str, version: int, **data: Any) -> dict[str, Any]:
+    return {"instance_id": instance_id, "class_id": class_id, "data": data, "version": version,
+            "source_command_id": str(uuid.uuid4()), "event_id": str(uuid.uuid4()),
+            "created_by": "alice", "created_at": "2026-01-01T00:00:00Z", "updated_by": "bob",
+            "updated_at": "2026-01-02T00:00:00Z", "archive_uri": f"s3://bucket/{instance_id}/{version}"}
+
+
 class DocumentStoreContract:
     @pytest.fixture
     def store(self) -> DocumentStore:
@@ -58,3 +65,43 @@ class DocumentStoreContract:
         await store.put_class(name, doc)
         await store.put_class(name, doc)
         assert await store.get_class(name, "Thing") == doc
+
+    async def _with_class(self, store: DocumentStore, name: str, *class_ids: str) -> None:
+        await store.put_database(db_doc(name, 1))
+        for cid in class_ids:
+            await store.put_class(name, class_doc(cid, 1, properties=[
+                {"name": "name", "type": "string", "required": False, "constraints": {}},
+                {"name": "age", "type": "integer", "required": False, "constraints": {}}]))
+
+    async def test_instance_lifecycle(self, store: DocumentStore, name: str) -> None:
+        await self._with_class(store, name, "Person")
+        assert await store.get_instance(name, "p1") is None
+        doc = instance_doc("p1", "Person", 1, name="Ada", age=36)
+        await store.put_instances(name, [doc])
+        assert await store.get_instance(name, "p1") == doc
+        newer = instance_doc("p1", "Person", 2, name="Ada L.", age=36)
+        await store.put_instances(name, [newer])
+        await store.put_instances(name, [doc])  # a redelivered older write
+        assert await store.get_instance(name, "p1") == newer
+        await store.delete_instance(name, "p1", 3)
+        assert await store.get_instance(name, "p1") is None
+        await store.put_instances(name, [newer])  # an older write never resurrects it
+        assert await store.get_instance(name, "p1") is None
+        assert await store.instance_classes(name, ["p1"]) == {}
+
+    async def test_instances_paged_per_class(self, store: DocumentStore, name: str) -> None:
+        await self._with_class(store, name, "Person", "Company")
+        await store.put_instances(name, [instance_doc(f"p{i}", "Person", 1, name=f"n{i}") for i in range(5)]
+                                  + [instance_doc("c1", "Company", 1, name="Acme")])
+        total, page = await store.instances(name, "Person", 2, 1)
+        assert total == 5
+        assert [d["instance_id"] for d in page] == ["p1", "p2"]
+        assert await store.count_instances(name, "Company") == 1
+        assert await store.instance_classes(name, ["p0", "c1", "zz"]) == {"p0": "Person", "c1": "Company"}
+
+    async def test_instances_dropped_with_database(self, store: DocumentStore, name: str) -> None:
+        await self._with_class(store, name, "Person")
+        await store.put_instances(name, [instance_doc("p1", "Person", 1, name="x")])
+        await store.delete_database(name, 2)
+        assert await store.get_instance(name, "p1") is None
+        assert await store.instances(name, "Person", 10, 0) == (0, [])

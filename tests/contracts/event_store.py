@@ -54,3 +54,22 @@ class EventStoreContract:
         await store.append(make_event(aggregate, None), "t")
         await store.append(make_event(aggregate, None), "t")
         assert await store.last_version("contract", AggregateType.ONTOLOGY_CLASS, aggregate) == 0
+
+    async def test_append_many_is_all_or_nothing(self, store: EventStore, aggregate: str) -> None:
+        command = Command(command_type=CommandType.CREATE_ONTOLOGY_CLASS, aggregate_id=aggregate,
+                          db_name="contract", actor="tester")
+        ids = [f"{aggregate}_{i}" for i in range(3)]
+        events = [event_for(command, EventType.ONTOLOGY_CLASS_CREATED, 1, {}).model_copy(
+            update={"aggregate_id": i, "event_id": uuid.uuid5(uuid.NAMESPACE_URL, i)}) for i in ids]
+        await store.append_many(events, "t")
+        assert await store.last_versions("contract", AggregateType.ONTOLOGY_CLASS, [*ids, "nope"]) == {
+            i: 1 for i in ids}
+        await store.append(make_event(f"{aggregate}_x", 1), "t")
+        clash = Command(command_type=CommandType.CREATE_ONTOLOGY_CLASS, aggregate_id=aggregate,
+                        db_name="contract", actor="tester")
+        batch = [event_for(clash, EventType.ONTOLOGY_CLASS_CREATED, 1, {}).model_copy(
+            update={"aggregate_id": i, "event_id": uuid.uuid5(uuid.NAMESPACE_URL, f"2/{i}")})
+            for i in (f"{aggregate}_y", f"{aggregate}_x")]
+        with pytest.raises(VersionTaken):
+            await store.append_many(batch, "t")
+        assert await store.for_command(clash.command_id) == []

@@ -10,7 +10,7 @@ import asyncpg
 from shared.domain.commands import Command
 from shared.ports import CommandLog
 
-CREATE_TYPES = ["CREATE_DATABASE", "CREATE_ONTOLOGY_CLASS"]
+CREATE_TYPES = ["CREATE_DATABASE", "CREATE_ONTOLOGY_CLASS", "CREATE_INSTANCE"]
 
 
 def command_from_row(row: asyncpg.Record) -> Command:

@@ -32,6 +32,7 @@ class PostgresDocumentStore(DocumentStore):
             if updated != "UPDATE 0":
                 await conn.execute("DELETE FROM docs.classes WHERE db_name = $1", name)
                 await conn.execute("DELETE FROM docs.grants WHERE db_name = $1", name)
+                await conn.execute("DELETE FROM docs.instances WHERE db_name = $1", name)
 
     async def database(self, name: str) -> dict[str, Any] | None:
         doc = await self.pool.fetchval(
@@ -95,3 +96,54 @@ class PostgresDocumentStore(DocumentStore):
             "SELECT doc FROM docs.grants WHERE db_name = $1 AND role IS NOT NULL ORDER BY user_id", db_name
         )
         return [r["doc"] for r in rows]
+
+    async def put_instances(self, db_name: str, docs: list[dict[str, Any]]) -> None:
+        # One statement per batch; each row is conditional on the version like every other write.
+        await self.pool.executemany(
+            """INSERT INTO docs.instances (db_name, instance_id, class_id, version, deleted, doc)
+               VALUES ($1, $2, $3, $4, false, $5)
+               ON CONFLICT (db_name, instance_id) DO UPDATE
+                 SET class_id = EXCLUDED.class_id, version = EXCLUDED.version, deleted = false, doc = EXCLUDED.doc
+               WHERE docs.instances.version < EXCLUDED.version""",
+            [(db_name, d["instance_id"], d["class_id"], d["version"], d) for d in docs],
+        )
+
+    async def delete_instance(self, db_name: str, instance_id: str, version: int) -> None:
+        await self.pool.execute(
+            """INSERT INTO docs.instances (db_name, instance_id, class_id, version, deleted, doc)
+               VALUES ($1, $2, '', $3, true, jsonb_build_object('instance_id', $2::text, 'deleted', true))
+               ON CONFLICT (db_name, instance_id) DO UPDATE SET version = EXCLUDED.version, deleted = true
+               WHERE docs.instances.version < EXCLUDED.version""",
+            db_name, instance_id, version,
+        )
+
+    async def get_instance(self, db_name: str, instance_id: str) -> dict[str, Any] | None:
+        doc = await self.pool.fetchval(
+            "SELECT doc FROM docs.instances WHERE db_name = $1 AND instance_id = $2 AND NOT deleted",
+            db_name, instance_id,
+        )
+        return doc  # type: ignore[no-any-return]
+
+    async def instances(self, db_name: str, class_id: str, limit: int, offset: int
+                        ) -> tuple[int, list[dict[str, Any]]]:
+        async with self.pool.acquire() as conn:
+            total = await conn.fetchval(
+                "SELECT count(*) FROM docs.instances WHERE db_name = $1 AND class_id = $2 AND NOT deleted",
+                db_name, class_id)
+            rows = await conn.fetch(
+                """SELECT doc FROM docs.instances WHERE db_name = $1 AND class_id = $2 AND NOT deleted
+                   ORDER BY instance_id LIMIT $3 OFFSET $4""", db_name, class_id, limit, offset)
+        return int(total), [r["doc"] for r in rows]
+
+    async def instance_classes(self, db_name: str, instance_ids: list[str]) -> dict[str, str]:
+        rows = await self.pool.fetch(
+            """SELECT instance_id, class_id FROM docs.instances
+               WHERE db_name = $1 AND instance_id = ANY($2::text[]) AND NOT deleted""",
+            db_name, instance_ids)
+        return {r["instance_id"]: r["class_id"] for r in rows}
+
+    async def count_instances(self, db_name: str, class_id: str) -> int:
+        count = await self.pool.fetchval(
+            "SELECT count(*) FROM docs.instances WHERE db_name = $1 AND class_id = $2 AND NOT deleted",
+            db_name, class_id)
+        return int(count)

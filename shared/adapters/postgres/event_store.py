@@ -44,6 +44,26 @@ class PostgresEventStore(EventStore):
             raise DuplicateEvent(str(exc)) from exc
         return stored
 
+    async def append_many(self, events: list[Event], topic: str) -> None:
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                # One transaction: a bulk command's events are stored (and queued) all or none.
+                await conn.executemany(
+                    """INSERT INTO events (event_id, event_type, aggregate_type, aggregate_id, db_name,
+                           version, command_id, actor, occurred_at, data)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+                    [(e.event_id, e.event_type.value, e.aggregate_type.value, e.aggregate_id, e.db_name,
+                      e.version, e.command_id, e.actor, e.occurred_at, e.data) for e in events],
+                )
+                await conn.executemany(
+                    "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)",
+                    [(topic, f"{e.db_name}/{e.aggregate_id}", json.dumps(e.to_message())) for e in events],
+                )
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name and "version" in exc.constraint_name:
+                raise VersionTaken(str(exc)) from exc
+            raise DuplicateEvent(str(exc)) from exc
+
     async def for_command(self, command_id: uuid.UUID) -> list[Event]:
         rows = await self.pool.fetch(
             f"SELECT {COLUMNS} FROM events WHERE command_id = $1 ORDER BY position", command_id
@@ -65,6 +85,16 @@ class PostgresEventStore(EventStore):
             db_name, aggregate_type.value, aggregate_id,
         )
         return int(value or 0)
+
+    async def last_versions(self, db_name: str, aggregate_type: AggregateType, aggregate_ids: list[str]
+                            ) -> dict[str, int]:
+        rows = await self.pool.fetch(
+            """SELECT aggregate_id, max(version) AS version FROM events
+               WHERE db_name = $1 AND aggregate_type = $2 AND aggregate_id = ANY($3::text[])
+               GROUP BY aggregate_id""",
+            db_name, aggregate_type.value, aggregate_ids,
+        )
+        return {r["aggregate_id"]: int(r["version"]) for r in rows if r["version"] is not None}
 
     async def read(self, after_position: int, limit: int) -> list[Event]:
         rows = await self.pool.fetch(

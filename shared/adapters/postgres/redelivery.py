@@ -52,8 +52,15 @@ WHERE CASE
   WHEN l.aggregate_type = 'database' THEN NOT EXISTS (
     SELECT 1 FROM docs.databases d WHERE d.name = l.db_name AND d.version >= l.version)
   ELSE EXISTS (SELECT 1 FROM docs.databases d WHERE d.name = l.db_name AND NOT d.deleted)
-   AND NOT EXISTS (SELECT 1 FROM docs.classes d
-                   WHERE d.db_name = l.db_name AND d.class_id = l.aggregate_id AND d.version >= l.version)
+   AND CASE l.aggregate_type
+     WHEN 'ontology_class' THEN NOT EXISTS (SELECT 1 FROM docs.classes d
+       WHERE d.db_name = l.db_name AND d.class_id = l.aggregate_id AND d.version >= l.version)
+     WHEN 'grant' THEN NOT EXISTS (SELECT 1 FROM docs.grants d
+       WHERE d.db_name = l.db_name AND d.user_id = l.aggregate_id AND d.version >= l.version)
+     WHEN 'instance' THEN NOT EXISTS (SELECT 1 FROM docs.instances d
+       WHERE d.db_name = l.db_name AND d.instance_id = l.aggregate_id AND d.version >= l.version)
+     ELSE false
+   END
 END
 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.command_id = c.command_id
                 AND o.created_at > clock_timestamp() - make_interval(secs => $1))

@@ -1,0 +1,165 @@
+"""Instance routes: submit create/update/delete/bulk-create commands, and read instances (never mutate)."""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from shared.application.submit import SubmitError
+from shared.application.submit_instances import BulkCreate, InstanceCreate, InstanceSubmitter, InstanceUpdate
+from shared.domain.access import Role
+from shared.domain.commands import AggregateType, iso
+from shared.domain.events import Event
+from shared.domain.instances import check_instance_id
+from web.auth import authorize
+from web.bodies import accepted, idempotency_key, int_param, json_body, model_body
+from web.context import actor, services
+from web.routes_commands import _status, class_id, db_name
+from web.routes_reads import _as_of, _page, _require_db
+
+routes = web.RouteTableDef()
+BASE = "/api/v1/instances/{db_name}"
+
+
+def instance_id(request: web.Request) -> str:
+    try:
+        return check_instance_id(request.match_info["instance_id"])
+    except ValueError as exc:
+        raise SubmitError(400, str(exc)) from exc
+
+
+def submitter(request: web.Request) -> InstanceSubmitter:
+    return InstanceSubmitter(services(request).submitter)
+
+
+def view(doc: dict[str, Any]) -> dict[str, Any]:
+    """An instance as the API shows it: its properties at the top level (and under `data`), with its
+    version and provenance."""
+    data = dict(doc.get("data") or {})
+    meta = {k: v for k, v in doc.items() if k != "data"}
+    return {"instance_id": doc["instance_id"], "class_id": doc["class_id"], **data, "data": data, **meta}
+
+
+@routes.post(BASE + "/async/{class_id}/create")
+async def create_instance(request: web.Request) -> web.Response:
+    name, cid = db_name(request), class_id(request)
+    await authorize(request, name, Role.WRITER)
+    body = await model_body(request, InstanceCreate)
+    command, iid = await submitter(request).create(name, cid, body, actor(request), idempotency_key(request))
+    return accepted(str(command.command_id), f"Instance creation command accepted for {iid!r}",
+                    db_name=name, class_id=cid, instance_id=iid)
+
+
+@routes.put(BASE + "/async/{class_id}/{instance_id}/update")
+async def update_instance(request: web.Request) -> web.Response:
+    name, cid, iid = db_name(request), class_id(request), instance_id(request)
+    await authorize(request, name, Role.WRITER)
+    body = await model_body(request, InstanceUpdate)
+    command = await submitter(request).update(name, cid, iid, body, int_param(request, "expected_version", lo=0),
+                                              actor(request), idempotency_key(request))
+    return accepted(str(command.command_id), f"Instance update command accepted for {iid!r}",
+                    db_name=name, class_id=cid, instance_id=iid)
+
+
+@routes.delete(BASE + "/async/{class_id}/{instance_id}/delete")
+async def delete_instance(request: web.Request) -> web.Response:
+    name, cid, iid = db_name(request), class_id(request), instance_id(request)
+    await authorize(request, name, Role.WRITER)
+    expected = int_param(request, "expected_version", lo=0)
+    if expected is None and request.can_read_body and (await request.text()).strip():
+        raw = (await json_body(request)).get("expected_version")
+        if raw is not None and (not isinstance(raw, int) or isinstance(raw, bool) or raw < 0):
+            raise SubmitError(422, "expected_version must be a non-negative integer")
+        expected = raw
+    command = await submitter(request).delete(name, cid, iid, expected, actor(request), idempotency_key(request))
+    return accepted(str(command.command_id), f"Instance deletion command accepted for {iid!r}",
+                    db_name=name, class_id=cid, instance_id=iid)
+
+
+@routes.post(BASE + "/async/{class_id}/bulk-create")
+async def bulk_create(request: web.Request) -> web.Response:
+    name, cid = db_name(request), class_id(request)
+    await authorize(request, name, Role.WRITER)
+    body = await model_body(request, BulkCreate)
+    command, ids = await submitter(request).bulk_create(name, cid, body, actor(request), idempotency_key(request))
+    return accepted(str(command.command_id), f"Bulk creation command accepted for {len(ids)} instances of {cid!r}",
+                    db_name=name, class_id=cid, count=len(ids), instance_ids=ids)
+
+
+routes.get(BASE + "/async/command/{command_id}/status")(_status)
+
+
+@routes.get(BASE + "/{class_id}")
+async def list_instances(request: web.Request) -> web.Response:
+    name, cid = await _require_db(request), class_id(request)
+    limit = int_param(request, "limit", lo=1, hi=1000, default=100)
+    offset = int_param(request, "offset", lo=0, default=0)
+    assert limit is not None and offset is not None
+    total, docs = await services(request).docs.instances(name, cid, limit, offset)
+    return web.json_response({"total": total, "limit": limit, "offset": offset, "class_id": cid,
+                              "items": [view(d) for d in docs]})
+
+
+async def _history(request: web.Request) -> tuple[str, str, str, list[Event]]:
+    name, cid, iid = await _require_db(request), class_id(request), instance_id(request)
+    history = await services(request).events.history(name, AggregateType.INSTANCE, iid)
+    if not history or history[0].data.get("class_id") != cid:
+        raise SubmitError(404, f"instance {iid!r} of class {cid!r} does not exist in {name!r}",
+                          instance_id=iid, class_id=cid)
+    return name, cid, iid, history
+
+
+@routes.get(BASE + "/{class_id}/{instance_id}")
+async def get_instance(request: web.Request) -> web.Response:
+    name, cid, iid = await _require_db(request), class_id(request), instance_id(request)
+    version = int_param(request, "version", lo=1)
+    as_of = _as_of(request)
+    if version is None and as_of is None:
+        doc = await services(request).docs.get_instance(name, iid)
+        if doc is None or doc["class_id"] != cid:
+            raise SubmitError(404, f"instance {iid!r} of class {cid!r} does not exist in {name!r}",
+                              instance_id=iid, class_id=cid)
+        return web.json_response(view(doc))
+    _, _, _, history = await _history(request)
+    if version is not None:
+        chosen = [e for e in history if e.version == version]
+        what = f"version {version}"
+    else:
+        assert as_of is not None
+        chosen = [e for e in history if e.occurred_at <= as_of][-1:]
+        what = f"as of {iso(as_of)}"
+    if not chosen or chosen[0].data.get("deleted"):
+        raise SubmitError(404, f"instance {iid!r} has no state {what} in {name!r}", instance_id=iid)
+    return web.json_response(view(chosen[0].data))
+
+
+def _change(event: Event) -> dict[str, Any]:
+    return {"version": event.version, "event_type": event.event_type.value, "event_id": str(event.event_id),
+            "command_id": str(event.command_id), "actor": event.actor, "timestamp": iso(event.occurred_at),
+            "archive_uri": event.data.get("archive_uri")}
+
+
+@routes.get(BASE + "/{class_id}/{instance_id}/history")
+async def instance_history(request: web.Request) -> web.Response:
+    name, cid, iid, history = await _history(request)
+    items = [{**_change(e), "state": view(e.data) if not e.data.get("deleted") else None} for e in history]
+    return web.json_response({"instance_id": iid, "class_id": cid, "db_name": name, **_page(request, items)})
+
+
+@routes.get(BASE + "/{class_id}/{instance_id}/provenance")
+async def instance_provenance(request: web.Request) -> web.Response:
+    """Who created and changed the instance, when, by which command and event, and where each event
+    is archived."""
+    name, cid, iid, history = await _history(request)
+    last = history[-1]
+    first = history[0]
+    return web.json_response({
+        "instance_id": iid, "class_id": cid, "db_name": name, "version": last.version,
+        "deleted": bool(last.data.get("deleted")),
+        "created_by": first.actor, "created_at": iso(first.occurred_at),
+        "created_by_command": str(first.command_id),
+        "updated_by": last.actor, "updated_at": iso(last.occurred_at),
+        "source_command_id": str(last.command_id), "event_id": str(last.event_id),
+        "archive_uri": last.data.get("archive_uri"),
+        "changes": [_change(e) for e in history],
+    })
