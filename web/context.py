@@ -7,12 +7,13 @@ import aiohttp
 import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
+from elasticsearch import AsyncElasticsearch
 
 from shared.adapters.postgres.command_log import PostgresCommandLog
-from shared.adapters.postgres.document_store import PostgresDocumentStore
 from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.application.submit import Submitter
 from shared.config import Settings
+from shared.ports import DocumentStore
 
 
 @dataclass
@@ -21,10 +22,11 @@ class Services:
     pool: asyncpg.Pool
     commands: PostgresCommandLog
     events: PostgresEventStore
-    docs: PostgresDocumentStore
+    docs: DocumentStore
     submitter: Submitter
     http: aiohttp.ClientSession
     redis: aioredis.Redis
+    search: AsyncElasticsearch | None = None  # the search read model (routes_search)
 
 
 SERVICES = web.AppKey("services", Services)

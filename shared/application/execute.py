@@ -91,6 +91,9 @@ class Executor:
             if command.command_type is CommandType.DELETE_ONTOLOGY_CLASS and database:
                 users = [doc["class_id"] for doc in await self.docs.classes(command.db_name)
                          if doc["class_id"] != command.aggregate_id and command.aggregate_id in _references_of(doc)]
+                count = await self.docs.count_instances(command.db_name, command.aggregate_id)
+                if count:
+                    users.append(f"{count} instance(s)")
                 if users:
                     dependents[command.aggregate_id] = users
         missing = sorted(_references(command, current) - existing)

@@ -19,7 +19,7 @@ from shared.domain.decide_instances import (
 )
 from shared.domain.events import Event, EventType
 from shared.domain.instances import archive_key
-from shared.domain.status import CommandStatus
+from shared.domain.status import CommandStatus, StatusUpdate
 from shared.ports import CommandLog, DocumentStore, DuplicateEvent, EventArchive, EventStore, VersionTaken
 
 log = logging.getLogger(__name__)
@@ -170,13 +170,18 @@ class InstanceExecutor:
         return await self._finish(command, events, report)
 
     async def _finish(self, command: Command, events: list[Event], report: Report) -> Event:
-        first = events[0]
-        if first.failed:
-            error = first.data.get("error", {})
-            await report(status_update(command, CommandStatus.FAILED, error.get("message", "Command failed"),
-                                       error={**error, "event_id": str(first.event_id)}))
-            return first
-        await apply_instance_events(self.docs, events)
-        await report(status_update(command, CommandStatus.COMPLETED, "Command completed successfully",
-                                   result=instance_result(command, events)))
-        return first
+        if not events[0].failed:
+            await apply_instance_events(self.docs, events)
+        await report(instance_final_status(command, events))
+        return events[0]
+
+
+def instance_final_status(command: Command, events: list[Event]) -> StatusUpdate:
+    """COMPLETED with the instance (or bulk) result, or FAILED with the error of the COMMAND_FAILED."""
+    first = events[0]
+    if first.failed:
+        error = first.data.get("error", {})
+        return status_update(command, CommandStatus.FAILED, error.get("message", "Command failed"),
+                             error={**error, "event_id": str(first.event_id)})
+    return status_update(command, CommandStatus.COMPLETED, "Command completed successfully",
+                         result=instance_result(command, events))

@@ -1,0 +1,23 @@
+"""Choosing the document store: TerminusDB when a URL is configured, else the embedded PostgreSQL one."""
+from __future__ import annotations
+
+import asyncpg
+
+from shared.adapters.postgres.document_store import PostgresDocumentStore
+from shared.adapters.terminusdb.document_store import TerminusDocumentStore
+from shared.config import Settings
+from shared.ports import DocumentStore
+
+
+def open_document_store(settings: Settings, pool: asyncpg.Pool) -> DocumentStore:
+    """TerminusDocumentStore for settings.terminusdb_url (Basic auth from the URL, e.g.
+    http://admin:root@127.0.0.1:6363, or from optional terminusdb_user/terminusdb_password settings;
+    organisation terminusdb_org, default "admin"); PostgresDocumentStore(pool) when it is empty."""
+    if not settings.terminusdb_url:
+        return PostgresDocumentStore(pool)
+    return TerminusDocumentStore(
+        settings.terminusdb_url,
+        org=getattr(settings, "terminusdb_org", None) or "admin",
+        user=getattr(settings, "terminusdb_user", None) or None,
+        password=getattr(settings, "terminusdb_password", None) or None,
+    )

@@ -1,0 +1,420 @@
+"""The document store on TerminusDB: one TerminusDB database per spice database, plus a catalog database."""
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.adapters.terminusdb.client import SCHEMA, DataVersionMismatch, TerminusClient, TerminusError
+from shared.adapters.terminusdb.schema import (
+    CATALOG_SCHEMA,
+    CLASS_RECORD,
+    DATABASE_RECORD,
+    DATABASE_SCHEMA,
+    GRANT_RECORD,
+    INSTANCE_RECORD,
+    RESERVED_CLASSES,
+    class_schema,
+    instance_document,
+    instance_ref,
+    key,
+    link_targets,
+)
+from shared.ports import DocumentStore
+
+SYSTEM_AUTHOR = "spice-harvester"
+# Above this many ids a snapshot lists the record type once instead of one GET per id.
+LIST_THRESHOLD = 50
+
+
+@dataclass(frozen=True)
+class Record:
+    """A spice record as stored: the full spice document (JSON), its version, and whether it is a tombstone."""
+
+    version: int
+    deleted: bool
+    doc: dict[str, Any]
+
+
+def _record(raw: dict[str, Any] | None) -> Record | None:
+    if raw is None:
+        return None
+    # Numbers come back as JSON numbers (v10, v11.2+, v12) or strings (v11.0/11.1): int() takes both.
+    return Record(int(raw["version"]), raw.get("deleted") in (True, "true"), json.loads(raw["doc"]))
+
+
+def _commit(doc: dict[str, Any]) -> tuple[str, str]:
+    """TerminusDB commit author and message: the acting user and the command, so its log carries provenance."""
+    return str(doc.get("updated_by") or SYSTEM_AUTHOR), str(doc.get("source_command_id") or SYSTEM_AUTHOR)
+
+
+def _deletion(actor: str | None, command_id: str | None, what: str, version: int) -> tuple[str, str]:
+    return actor or SYSTEM_AUTHOR, command_id or f"delete {what} (version {version})"
+
+
+Snapshot = dict[str, Record | None]
+Write = Callable[[Snapshot, str | None], Awaitable[None]]
+
+
+class TerminusDocumentStore(DocumentStore):
+    """DocumentStore on TerminusDB's HTTP document API.
+
+    Layout: the spice database `name` is the TerminusDB database `{db_prefix}{name}` holding the
+    classes as schema documents and the instances as typed documents, next to SpiceClassRecord /
+    SpiceInstanceRecord documents that keep spice's full documents (version, provenance,
+    tombstones). The catalog database (default "SpiceCatalog": upper case, so no spice database name
+    can take it) holds one SpiceDatabase document per spice database and the SpiceGrant documents.
+    """
+
+    def __init__(self, url: str, *, org: str = "admin", catalog: str = "SpiceCatalog", db_prefix: str = "",
+                 user: str | None = None, password: str | None = None, max_attempts: int = 30) -> None:
+        self.client = TerminusClient(url, org=org, user=user, password=password)
+        self.catalog = catalog
+        self.db_prefix = db_prefix
+        self.max_attempts = max_attempts
+        self._catalog_ready = False
+        self._ready: set[str] = set()  # spice databases known to exist with their internal schema
+        self._lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    def terminus_db(self, name: str) -> str:
+        return f"{self.db_prefix}{name}"
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    async def _install(self, tdb: str, label: str, comment: str, schema: list[dict[str, Any]],
+                       author: str, message: str) -> None:
+        """Create the TerminusDB database if needed and install spice's internal classes if missing."""
+        await self.client.create_db(tdb, label, comment)
+        present = [await self.client.get_document(tdb, cls["@id"], SCHEMA) for cls in schema]
+        if any(p is None for p in present):
+            await self.client.replace(tdb, schema, author=author, message=message, graph_type=SCHEMA, create=True)
+
+    async def _ensure_catalog(self) -> None:
+        if self._catalog_ready:
+            return
+        async with self._lock:
+            if not self._catalog_ready:
+                await self._install(self.catalog, "Spice Harvester catalog", "spice databases and grants",
+                                    CATALOG_SCHEMA, SYSTEM_AUTHOR, "install the spice catalog schema")
+                self._catalog_ready = True
+
+    async def _database_ready(self, name: str, create: bool, author: str, message: str) -> bool:
+        """Whether a write into the spice database should go ahead. False when the catalog holds its
+        tombstone (an older write for a dropped database changes nothing), or when it does not exist
+        and `create` is False; otherwise its TerminusDB database exists with the internal schema."""
+        if name in self._ready:
+            return True
+        await self._ensure_catalog()
+        record = _record(await self.client.get_document(self.catalog, f"{DATABASE_RECORD}/{key(name)}"))
+        if record is not None and record.deleted:
+            return False
+        if not create and not await self.client.db_exists(self.terminus_db(name)):
+            return False
+        await self._install(self.terminus_db(name), name, "", DATABASE_SCHEMA, author, message)
+        self._ready.add(name)
+        return True
+
+    async def _read(self, tdb: str, doc_id: str) -> Record | None:
+        return _record(await self.client.get_document(tdb, doc_id))
+
+    async def _records(self, tdb: str, record_type: str, ids: dict[str, str], field: str) -> Snapshot:
+        """logical key -> record for `ids` (logical key -> document id); None where there is none."""
+        if len(ids) > LIST_THRESHOLD:
+            listed = {str(r[field]): r for r in await self.client.documents(tdb, record_type)}
+            return {k: _record(listed.get(k)) for k in ids}
+        limit = asyncio.Semaphore(16)
+
+        async def one(doc_id: str) -> Record | None:
+            async with limit:
+                return await self._read(tdb, doc_id)
+
+        found = await asyncio.gather(*(one(doc_id) for doc_id in ids.values()))
+        return dict(zip(ids, found, strict=True))
+
+    async def _conditional(self, tdb: str, record_type: str, ids: dict[str, str], field: str, write: Write) -> None:
+        """Version-conditional write as a compare-and-swap on TerminusDB's data version.
+
+        Read-compare-write alone would race: two writers (a redelivery and the next command, or a
+        reconciliation run) could both read version 1, and the one writing version 2 could land after
+        the one writing version 3. So the data version (the branch head commit) is read with HEAD
+        *before* the records, and every write sends it in `TerminusDB-Data-Version`: if any commit
+        landed on the branch since the HEAD, TerminusDB refuses with api:DataVersionMismatch and the
+        whole read-compare-write runs again on a fresh snapshot. A commit between the HEAD and the
+        record reads also fails the write, so a write only lands on exactly the state it compared.
+        (A server that sends no data version leaves the write unconditional, the plain race above.)"""
+        for attempt in range(self.max_attempts):
+            version = await self.client.data_version(tdb)
+            current = await self._records(tdb, record_type, ids, field)
+            try:
+                await write(current, version)
+                return
+            except DataVersionMismatch:
+                await asyncio.sleep(random.uniform(0, min(0.01 * 2 ** attempt, 0.5)))
+        raise TimeoutError(f"TerminusDB {tdb}: gave up after {self.max_attempts} data-version conflicts")
+
+    @staticmethod
+    def _newer(current: Record | None, version: int) -> bool:
+        return current is None or current.version < version
+
+    # -- databases --------------------------------------------------------------------------------
+
+    async def put_database(self, doc: dict[str, Any]) -> None:
+        await self._ensure_catalog()
+        name, version = doc["name"], doc["version"]
+        author, message = _commit(doc)
+        record_id = f"{DATABASE_RECORD}/{key(name)}"
+
+        async def write(current: Snapshot, data_version: str | None) -> None:
+            if not self._newer(current[name], version):  # never overwrite a newer version
+                return
+            await self._install(self.terminus_db(name), name, doc.get("description") or "", DATABASE_SCHEMA,
+                                author, message)
+            self._ready.add(name)
+            await self.client.replace(self.catalog, [{
+                "@type": DATABASE_RECORD, "@id": record_id, "name": name, "version": version, "deleted": False,
+                "doc": json.dumps(doc)}], author=author, message=message, data_version=data_version)
+
+        await self._conditional(self.catalog, DATABASE_RECORD, {name: record_id}, "name", write)
+
+    async def delete_database(self, name: str, version: int, *, actor: str | None = None,
+                              command_id: str | None = None) -> None:
+        await self._ensure_catalog()
+        author, message = _deletion(actor, command_id, f"database {name}", version)
+        record_id = f"{DATABASE_RECORD}/{key(name)}"
+
+        async def write(current: Snapshot, data_version: str | None) -> None:
+            record = current[name]
+            if not self._newer(record, version):
+                return
+            self._ready.discard(name)
+            # Drop first, tombstone last: a crash in between is repaired by the retry (dropping twice is fine).
+            await self.client.delete_db(self.terminus_db(name))
+            grants = await self.client.query(self.catalog, {"@type": GRANT_RECORD, "db_name": name})
+            if grants:
+                reply = await self.client.delete(self.catalog, [g["@id"] for g in grants], author=author,
+                                                 message=message, data_version=data_version)
+                data_version = reply.data_version
+            tombstone = {**(record.doc if record else {"name": name}), "deleted": True, "version": version}
+            await self.client.replace(self.catalog, [{
+                "@type": DATABASE_RECORD, "@id": record_id, "name": name, "version": version, "deleted": True,
+                "doc": json.dumps(tombstone)}], author=author, message=message, data_version=data_version)
+
+        await self._conditional(self.catalog, DATABASE_RECORD, {name: record_id}, "name", write)
+
+    async def database(self, name: str) -> dict[str, Any] | None:
+        record = await self._read(self.catalog, f"{DATABASE_RECORD}/{key(name)}")
+        return record.doc if record and not record.deleted else None
+
+    async def databases(self) -> list[dict[str, Any]]:
+        records = [_record(r) for r in await self.client.documents(self.catalog, DATABASE_RECORD)]
+        return sorted((r.doc for r in records if r and not r.deleted), key=lambda d: str(d["name"]))
+
+    # -- classes ----------------------------------------------------------------------------------
+
+    async def put_class(self, db_name: str, doc: dict[str, Any]) -> None:
+        class_id, version = doc["class_id"], doc["version"]
+        if class_id in RESERVED_CLASSES:
+            raise ValueError(f"class id {class_id!r} is reserved by the TerminusDB document store")
+        author, message = _commit(doc)
+        if not await self._database_ready(db_name, True, author, message):
+            return
+        tdb, record_id, schema = self.terminus_db(db_name), f"{CLASS_RECORD}/{key(class_id)}", class_schema(doc)
+
+        async def write(current: Snapshot, data_version: str | None) -> None:
+            if not self._newer(current[class_id], version):  # never overwrite a newer version
+                return
+            # Schema first, record last: spice reads the record, so it never names a schema not written.
+            reply = await self.client.replace(tdb, [schema], author=author, message=message, graph_type=SCHEMA,
+                                              create=True, data_version=data_version)
+            await self.client.replace(tdb, [{
+                "@type": CLASS_RECORD, "@id": record_id, "class_id": class_id, "version": version, "deleted": False,
+                "doc": json.dumps(doc)}], author=author, message=message, data_version=reply.data_version)
+
+        try:
+            await self._conditional(tdb, CLASS_RECORD, {class_id: record_id}, "class_id", write)
+        except TerminusError:
+            self._ready.discard(db_name)
+            raise
+
+    async def delete_class(self, db_name: str, class_id: str, version: int, *, actor: str | None = None,
+                           command_id: str | None = None) -> None:
+        author, message = _deletion(actor, command_id, f"class {class_id}", version)
+        if not await self._database_ready(db_name, False, author, message):
+            return
+        tdb, record_id = self.terminus_db(db_name), f"{CLASS_RECORD}/{key(class_id)}"
+
+        async def write(current: Snapshot, data_version: str | None) -> None:
+            record = current[class_id]
+            if not self._newer(record, version):
+                return
+            if record is None or not record.deleted:
+                try:
+                    reply = await self.client.delete(tdb, [class_id], author=author, message=message,
+                                                     graph_type=SCHEMA, data_version=data_version)
+                    data_version = reply.data_version
+                except TerminusError as exc:
+                    if exc.status != 404 or isinstance(exc, DataVersionMismatch):
+                        raise
+            # A tombstone keeps the version, so an older write cannot resurrect the class.
+            tombstone = {"class_id": class_id, "deleted": True, "version": version}
+            await self.client.replace(tdb, [{
+                "@type": CLASS_RECORD, "@id": record_id, "class_id": class_id, "version": version, "deleted": True,
+                "doc": json.dumps(tombstone)}], author=author, message=message, data_version=data_version)
+
+        try:
+            await self._conditional(tdb, CLASS_RECORD, {class_id: record_id}, "class_id", write)
+        except TerminusError:
+            self._ready.discard(db_name)
+            raise
+
+    async def get_class(self, db_name: str, class_id: str) -> dict[str, Any] | None:
+        record = await self._read(self.terminus_db(db_name), f"{CLASS_RECORD}/{key(class_id)}")
+        return record.doc if record and not record.deleted else None
+
+    async def classes(self, db_name: str) -> list[dict[str, Any]]:
+        records = [_record(r) for r in await self.client.documents(self.terminus_db(db_name), CLASS_RECORD)]
+        return sorted((r.doc for r in records if r and not r.deleted), key=lambda d: str(d["class_id"]))
+
+    # -- grants (catalog) -------------------------------------------------------------------------
+
+    async def put_grant(self, doc: dict[str, Any]) -> None:
+        await self._ensure_catalog()
+        db_name, user, version = doc["db_name"], doc["user"], doc["version"]
+        author, message = _commit(doc)
+        grant_id, db_id = f"{GRANT_RECORD}/{key(db_name)}+{key(user)}", f"{DATABASE_RECORD}/{key(db_name)}"
+
+        async def write(current: Snapshot, data_version: str | None) -> None:
+            database = current["database"]
+            if database is not None and database.deleted:  # the database was dropped with its grants
+                return
+            if not self._newer(current["grant"], version):
+                return
+            record: dict[str, Any] = {"@type": GRANT_RECORD, "@id": grant_id, "db_name": db_name, "user": user,
+                                      "version": version, "deleted": False, "doc": json.dumps(doc)}
+            if doc.get("role") is not None:
+                record["role"] = doc["role"]
+            await self.client.replace(self.catalog, [record], author=author, message=message,
+                                      data_version=data_version)
+
+        # Both records come from one snapshot: a database deleted meanwhile fails the write, which re-reads.
+        await self._conditional(self.catalog, GRANT_RECORD, {"grant": grant_id, "database": db_id}, "@id", write)
+
+    async def grant(self, db_name: str, user: str) -> dict[str, Any] | None:
+        record = await self._read(self.catalog, f"{GRANT_RECORD}/{key(db_name)}+{key(user)}")
+        return record.doc if record else None
+
+    async def grants(self, db_name: str) -> list[dict[str, Any]]:
+        found = await self.client.query(self.catalog, {"@type": GRANT_RECORD, "db_name": db_name})
+        records = [_record(r) for r in found]
+        return sorted((r.doc for r in records if r and r.doc.get("role") is not None), key=lambda d: str(d["user"]))
+
+    # -- instances --------------------------------------------------------------------------------
+
+    async def put_instances(self, db_name: str, docs: list[dict[str, Any]]) -> None:
+        latest: dict[str, dict[str, Any]] = {}
+        for doc in docs:  # one document per instance in a commit: the newest of the batch
+            seen = latest.get(doc["instance_id"])
+            if seen is None or seen["version"] < doc["version"]:
+                latest[doc["instance_id"]] = doc
+        if not latest:
+            return
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for doc in latest.values():
+            groups.setdefault(_commit(doc), []).append(doc)
+        first_author, first_message = next(iter(groups))
+        if not await self._database_ready(db_name, True, first_author, first_message):
+            return
+        tdb = self.terminus_db(db_name)
+        classes = {c["class_id"]: c for c in await self.classes(db_name)}
+        # Links are document references to the class the linked instance really has (maybe a subclass).
+        located = {doc["instance_id"]: doc["class_id"] for doc in latest.values()}
+        targets = set().union(*(link_targets(doc, classes) for doc in latest.values())) - located.keys()
+        located.update(await self.instance_classes(db_name, sorted(targets)))
+        try:
+            for (author, message), group in groups.items():
+                await self._put_group(tdb, group, classes, located, author, message)
+        except TerminusError:
+            self._ready.discard(db_name)
+            raise
+
+    async def _put_group(self, tdb: str, group: list[dict[str, Any]], classes: dict[str, dict[str, Any]],
+                         located: dict[str, str], author: str, message: str) -> None:
+        ids = {doc["instance_id"]: f"{INSTANCE_RECORD}/{key(doc['instance_id'])}" for doc in group}
+
+        async def write(current: Snapshot, data_version: str | None) -> None:
+            fresh = [doc for doc in group if self._newer(current[doc["instance_id"]], doc["version"])]
+            if not fresh:
+                return
+            # The typed documents and spice's records in one request: one commit, validated together.
+            body = [instance_document(doc, classes, located) for doc in fresh] + [{
+                "@type": INSTANCE_RECORD, "@id": ids[doc["instance_id"]], "instance_id": doc["instance_id"],
+                "class_id": doc["class_id"], "version": doc["version"], "deleted": False, "doc": json.dumps(doc)}
+                for doc in fresh]
+            await self.client.replace(tdb, body, author=author, message=message, data_version=data_version)
+
+        await self._conditional(tdb, INSTANCE_RECORD, ids, "instance_id", write)
+
+    async def delete_instance(self, db_name: str, instance_id: str, version: int, *, actor: str | None = None,
+                              command_id: str | None = None) -> None:
+        author, message = _deletion(actor, command_id, f"instance {instance_id}", version)
+        if not await self._database_ready(db_name, False, author, message):
+            return
+        tdb, record_id = self.terminus_db(db_name), f"{INSTANCE_RECORD}/{key(instance_id)}"
+
+        async def write(current: Snapshot, data_version: str | None) -> None:
+            record = current[instance_id]
+            if not self._newer(record, version):
+                return
+            class_id = record.doc.get("class_id", "") if record else ""
+            if record is not None and not record.deleted:
+                # The typed document first, the tombstone last: a retry after a crash deletes again (404
+                # tolerated) and then writes the tombstone.
+                try:
+                    reply = await self.client.delete(tdb, [instance_ref(class_id, instance_id)], author=author,
+                                                     message=message, data_version=data_version)
+                    data_version = reply.data_version
+                except TerminusError as exc:
+                    if exc.status != 404 or isinstance(exc, DataVersionMismatch):
+                        raise
+            tombstone = {"instance_id": instance_id, "class_id": class_id, "deleted": True, "version": version}
+            await self.client.replace(tdb, [{
+                "@type": INSTANCE_RECORD, "@id": record_id, "instance_id": instance_id, "class_id": class_id,
+                "version": version, "deleted": True, "doc": json.dumps(tombstone)}],
+                author=author, message=message, data_version=data_version)
+
+        try:
+            await self._conditional(tdb, INSTANCE_RECORD, {instance_id: record_id}, "instance_id", write)
+        except TerminusError:
+            self._ready.discard(db_name)
+            raise
+
+    async def get_instance(self, db_name: str, instance_id: str) -> dict[str, Any] | None:
+        record = await self._read(self.terminus_db(db_name), f"{INSTANCE_RECORD}/{key(instance_id)}")
+        return record.doc if record and not record.deleted else None
+
+    async def _live_of_class(self, db_name: str, class_id: str) -> list[dict[str, Any]]:
+        found = await self.client.query(self.terminus_db(db_name), {"@type": INSTANCE_RECORD, "class_id": class_id})
+        live = [r for r in found if r.get("deleted") not in (True, "true")]
+        return sorted(live, key=lambda r: str(r["instance_id"]))
+
+    async def instances(self, db_name: str, class_id: str, limit: int, offset: int
+                        ) -> tuple[int, list[dict[str, Any]]]:
+        live = await self._live_of_class(db_name, class_id)
+        page = [_record(r) for r in live[offset:offset + limit]]
+        return len(live), [r.doc for r in page if r]
+
+    async def instance_classes(self, db_name: str, instance_ids: list[str]) -> dict[str, str]:
+        if not instance_ids:
+            return {}
+        ids = {i: f"{INSTANCE_RECORD}/{key(i)}" for i in instance_ids}
+        found = await self._records(self.terminus_db(db_name), INSTANCE_RECORD, ids, "instance_id")
+        return {i: str(r.doc["class_id"]) for i, r in found.items() if r and not r.deleted}
+
+    async def count_instances(self, db_name: str, class_id: str) -> int:
+        return len(await self._live_of_class(db_name, class_id))

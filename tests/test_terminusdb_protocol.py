@@ -1,0 +1,218 @@
+"""The TerminusDB adapter against a FAKE TerminusDB (in-process, in-memory): contract and exact requests."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any, cast
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestServer
+
+from shared.adapters.document_stores import open_document_store
+from shared.adapters.postgres.document_store import PostgresDocumentStore
+from shared.adapters.terminusdb import TerminusDocumentStore, TerminusError
+from shared.config import Settings
+from shared.ports import DocumentStore
+from tests.contracts.document_store import DocumentStoreContract, class_doc, db_doc, instance_doc
+from tests.fake_terminusdb import FakeTerminusDB
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[tuple[FakeTerminusDB, str]]:
+    fake = FakeTerminusDB()
+    server = TestServer(fake.app(), host="127.0.0.1")
+    await server.start_server()
+    yield fake, f"http://admin:root@127.0.0.1:{server.port}"
+    await server.close()
+    assert fake.violations == []
+
+
+@pytest.fixture
+async def terminus(fake: tuple[FakeTerminusDB, str]) -> AsyncIterator[TerminusDocumentStore]:
+    store = TerminusDocumentStore(fake[1])
+    yield store
+    await store.close()
+
+
+class TestTerminusDocumentStoreOnFake(DocumentStoreContract):
+    @pytest.fixture
+    def store(self, terminus: TerminusDocumentStore) -> DocumentStore:
+        return terminus
+
+
+def _writes(fake: FakeTerminusDB, graph_type: str) -> list[dict[str, Any]]:
+    return [r for r in fake.requests if r["method"] in ("POST", "PUT", "DELETE") and r["path"].startswith(
+        "/api/document/") and r["query"].get("graph_type") == graph_type]
+
+
+PERSON = class_doc("Person", 1, label={"en": "Person", "ko": "사람"}, description="A human", abstract=True,
+                   properties=[{"name": "name", "type": "string", "required": True, "label": {"en": "Name"}},
+                               {"name": "born", "type": "date", "required": False}],
+                   updated_by="alice", source_command_id="cmd-person")
+EMPLOYEE = class_doc("Employee", 1, label="Employee", parent_class="Person",
+                     properties=[{"name": "salary", "type": "decimal", "required": False},
+                                 {"name": "hired", "type": "datetime", "required": True},
+                                 {"name": "active", "type": "boolean", "required": False},
+                                 {"name": "level", "type": "integer", "required": False},
+                                 {"name": "manager", "type": "link", "target": "Employee", "required": False}],
+                     relationships=[{"predicate": "works_for", "target": "Company", "cardinality": "n:m"},
+                                    {"predicate": "mentor", "target": "Person", "cardinality": "n:1"}],
+                     updated_by="bob", source_command_id="cmd-employee")
+COMPANY = class_doc("Company", 1, updated_by="bob", source_command_id="cmd-company")
+
+
+async def _ontology(store: TerminusDocumentStore, name: str) -> None:
+    await store.put_database({**db_doc(name, 1), "updated_by": "alice", "source_command_id": "cmd-db"})
+    for doc in (PERSON, COMPANY, EMPLOYEE):
+        await store.put_class(name, doc)
+
+
+async def test_class_schema_documents(fake: tuple[FakeTerminusDB, str], terminus: TerminusDocumentStore) -> None:
+    server, _ = fake
+    await _ontology(terminus, "hr")
+    employee = [r for r in _writes(server, "schema") if r["body"][0]["@id"] == "Employee"]
+    assert len(employee) == 1
+    assert employee[0]["method"] == "PUT"
+    assert employee[0]["query"] == {"author": "bob", "message": "cmd-employee", "graph_type": "schema",
+                                    "create": "true"}
+    assert employee[0]["body"] == [{
+        "@type": "Class", "@id": "Employee", "@inherits": ["Person"],
+        "salary": {"@type": "Optional", "@class": "xsd:decimal"},
+        "hired": "xsd:dateTime",
+        "active": {"@type": "Optional", "@class": "xsd:boolean"},
+        "level": {"@type": "Optional", "@class": "xsd:integer"},
+        "manager": {"@type": "Optional", "@class": "Employee"},
+        "works_for": {"@type": "Set", "@class": "Company"},
+        "mentor": {"@type": "Optional", "@class": "Person"},
+        "@documentation": {"@label": "Employee"},
+    }]
+    person = server.dbs["hr"].schema["Person"]
+    assert person["@abstract"] == []
+    assert person["name"] == "xsd:string"
+    assert person["born"] == {"@type": "Optional", "@class": "xsd:date"}
+    assert person["version"] == {"@type": "Optional", "@class": "xsd:integer"}  # provenance on root classes
+    assert person["@documentation"] == [
+        {"@language": "en", "@label": "Person", "@comment": "A human", "@properties": {"name": {"@label": "Name"}}},
+        {"@language": "ko", "@label": "사람", "@comment": "A human"}]
+    # spice's own class document comes back exactly as stored
+    assert await terminus.get_class("hr", "Employee") == EMPLOYEE
+
+
+async def test_commits_carry_user_and_command(fake: tuple[FakeTerminusDB, str],
+                                              terminus: TerminusDocumentStore) -> None:
+    server, _ = fake
+    await _ontology(terminus, "hr")
+    await terminus.put_instances("hr", [{**instance_doc("c1", "Company", 1), "updated_by": "carol"}])
+    log = await terminus.client.log("hr")  # TerminusDB's own log, newest first
+    assert (log[0]["author"], log[0]["message"]) == ("carol", server.commits("hr")[-1].message)
+    authored = {(c["author"], c["message"]) for c in log}
+    assert {("bob", "cmd-employee"), ("alice", "cmd-person"), ("bob", "cmd-company")} <= authored
+    catalog = {(c.author, c.message) for c in server.commits("SpiceCatalog")}
+    assert ("alice", "cmd-db") in catalog
+
+
+async def test_instance_documents_and_links(fake: tuple[FakeTerminusDB, str],
+                                            terminus: TerminusDocumentStore) -> None:
+    server, _ = fake
+    await _ontology(terminus, "hr")
+    boss = instance_doc("e:0", "Employee", 1, name="Boss", hired="2026-01-01T09:00:00Z")
+    worker = instance_doc("e1", "Employee", 1, name="Ada", hired="2026-01-02T09:00:00Z", salary=10.5,
+                          active=True, level=3, manager="e:0")
+    await terminus.put_instances("hr", [boss, worker])
+    stored = server.dbs["hr"].instances["Employee/e1"]
+    assert stored == {
+        "@type": "Employee", "@id": "Employee/e1", "name": "Ada", "hired": "2026-01-02T09:00:00Z", "salary": 10.5,
+        "active": True, "level": 3, "manager": {"@ref": "Employee/e%3A0"},
+        **{k: worker[k] for k in ("version", "source_command_id", "event_id", "created_by", "created_at",
+                                  "updated_by", "updated_at", "archive_uri")}}
+    assert "Employee/e%3A0" in server.dbs["hr"].instances  # ids are percent-encoded after the class prefix
+    put = [r for r in _writes(server, "instance") if r["body"] and r["body"][0].get("@id") == "Employee/e%3A0"]
+    assert len(put) == 1 and put[0]["query"]["create"] == "true"  # one commit for the whole batch
+    assert {d["@type"] for d in put[0]["body"]} == {"Employee", "SpiceInstanceRecord"}
+    assert await terminus.get_instance("hr", "e:0") == boss
+    assert await terminus.instance_classes("hr", ["e:0", "e1"]) == {"e:0": "Employee", "e1": "Employee"}
+
+
+async def test_terminusdb_refusals_surface(terminus: TerminusDocumentStore) -> None:
+    await _ontology(terminus, "hr")
+    with pytest.raises(TerminusError) as refused:  # an abstract class cannot have instances
+        await terminus.put_instances("hr", [instance_doc("p1", "Person", 1, name="x")])
+    assert refused.value.error_type == "api:SchemaCheckFailure"
+    assert await terminus.get_instance("hr", "p1") is None
+
+
+async def test_competing_write_between_read_and_write_is_not_lost(fake: tuple[FakeTerminusDB, str],
+                                                                  terminus: TerminusDocumentStore) -> None:
+    server, url = fake
+    await terminus.put_database(db_doc("race", 1))
+    await terminus.put_class("race", class_doc("Thing", 1, label="v1"))
+    other = TerminusDocumentStore(url)
+
+    async def newer_writer() -> None:  # lands after our snapshot, before our write
+        await other.put_class("race", class_doc("Thing", 3, label="v3"))
+
+    server.before_write = newer_writer
+    await terminus.put_class("race", class_doc("Thing", 2, label="v2"))
+    await other.close()
+    assert (await terminus.get_class("race", "Thing"))["label"] == "v3"  # type: ignore[index]
+    # our write was refused as stale (api:DataVersionMismatch), re-read, and then skipped as older
+    schema_writes = [r for r in _writes(server, "schema") if r["body"][0].get("@id") == "Thing"]
+    assert [r["headers"].get("TerminusDB-Data-Version") is not None for r in schema_writes] == [True] * 3
+    assert server.dbs["race"].schema["Thing"]["@documentation"] == {"@label": "v3"}
+
+
+async def test_grants_live_in_the_catalog_and_go_with_the_database(terminus: TerminusDocumentStore) -> None:
+    await terminus.put_database(db_doc("g", 1))
+    grant = {"db_name": "g", "user": "ann@example.com", "role": "reader", "version": 1, "updated_by": "admin",
+             "source_command_id": "cmd-g"}
+    await terminus.put_grant(grant)
+    await terminus.put_grant({**grant, "user": "bo", "role": None})
+    assert await terminus.grant("g", "ann@example.com") == grant
+    assert [g["user"] for g in await terminus.grants("g")] == ["ann@example.com"]
+    await terminus.delete_database("g", 2)
+    # a GET of the deleted grant answers 200 with "Status: 404" in the body: still None
+    assert await terminus.grant("g", "ann@example.com") is None
+    await terminus.put_grant(grant)  # a replayed grant does not reappear for a dropped database
+    assert await terminus.grants("g") == []
+
+
+async def test_wrong_password_is_refused(fake: tuple[FakeTerminusDB, str]) -> None:
+    store = TerminusDocumentStore(fake[1].replace("root", "wrong"))
+    with pytest.raises(TerminusError) as refused:
+        await store.put_database(db_doc("x", 1))
+    await store.close()
+    assert refused.value.status == 401
+    assert refused.value.error_type == "api:IncorrectAuthenticationError"
+
+
+async def test_open_document_store_picks_by_settings() -> None:
+    pool = cast(asyncpg.Pool, object())
+    assert isinstance(open_document_store(replace(Settings(), terminusdb_url=""), pool), PostgresDocumentStore)
+    store = open_document_store(replace(Settings(), terminusdb_url="http://admin:secret@127.0.0.1:6363"), pool)
+    assert isinstance(store, TerminusDocumentStore)
+    assert (store.client.user, store.client.password) == ("admin", "secret")
+    assert store.client.base == "http://127.0.0.1:6363" and store.client.org == "admin"
+
+
+async def test_the_fake_refuses_what_the_reference_says_terminusdb_refuses(
+        fake: tuple[FakeTerminusDB, str], terminus: TerminusDocumentStore) -> None:
+    server, _ = fake
+    await terminus.put_database(db_doc("strict", 1))
+    client = terminus.client
+    with pytest.raises(TerminusError) as missing:  # author and message are required on writes
+        await client.request("PUT", "document/admin/strict", params={"author": "a", "graph_type": "schema"},
+                             body=[{"@type": "Class", "@id": "X"}])
+    assert missing.value.error_type == "api:MissingParameter"
+    with pytest.raises(TerminusError) as stale:
+        await client.replace("strict", [{"@type": "Class", "@id": "X"}], author="a", message="m",
+                             graph_type="schema", data_version="branch:0000000000")
+    assert stale.value.error_type == "api:DataVersionMismatch"
+    with pytest.raises(TerminusError) as unknown:
+        await client.replace("strict", [{"@type": "Class", "@id": "X", "p": "NoSuchClass"}], author="a",
+                             message="m", graph_type="schema")
+    assert unknown.value.error_type == "api:SchemaCheckFailure"
+    with pytest.raises(TerminusError):
+        await client.request("GET", "document/admin/strict", params={"typo": "1"})
+    assert server.violations == ["GET /api/document/admin/strict: undocumented parameter 'typo'"]
+    server.violations.clear()
