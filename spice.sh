@@ -14,6 +14,8 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || pkgs+=(postgresql)
 command -v redis-server >/dev/null || pkgs+=(redis-server)
 command -v java >/dev/null || pkgs+=(default-jdk-headless)
 command -v mvn >/dev/null || pkgs+=(maven)
+command -v unzip >/dev/null || pkgs+=(unzip)  # unpacks the Elasticsearch zip
+command -v chromium >/dev/null || pkgs+=(chromium)  # headless browser for tests/test_page.py
 if [ ! -x .venv/bin/python ]; then
   command -v python3.11 >/dev/null || pkgs+=(python3.11)
   python3.11 -c 'import ensurepip' 2>/dev/null || pkgs+=(python3.11-venv)

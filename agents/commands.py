@@ -1,21 +1,23 @@
 """Command agents: one per command topic, each executing its commands in partition order."""
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from pydantic import ValidationError
 
+from agents.failures import execute_with_retry, patiently, send_dead_letter
 from agents.runtime import open_runtime
+from shared import dead_letters as dead_letter_format
 from shared.application.access import REQUIRED, role_of
+from shared.dead_letters import Origin
 from shared.domain.access import allows
 from shared.domain.commands import Command
 from shared.domain.status import StatusUpdate
 from shared.tokens import InvalidToken, verify
 from streams.app import app, settings
 from streams.records import decode, encode
-from streams.topics import command_status, database_commands, dead_letters, ontology_commands
+from streams.topics import command_status, database_commands, instance_commands, ontology_commands
 from tables.handled import handled_commands, handled_idempotency_keys
 
 log = logging.getLogger(__name__)
@@ -29,38 +31,40 @@ async def report(update: StatusUpdate) -> None:
                                          key=update.command_id.encode())
 
 
-async def dead_letter(raw: Any, key: Any, error: str) -> None:
-    runtime = await open_runtime(settings)
-    await runtime.producer.send_and_wait(dead_letters.get_topic_name(), encode_dead_letter(raw, error),
-                                         key=str(key or "").encode())
+async def dead_letter(raw: Any, key: Any, error: str, reason: str = "rejected", origin: Origin | None = None,
+                      command_id: str | None = None) -> None:
+    await send_dead_letter(raw, key, error, reason=reason, origin=origin, command_id=command_id)
 
 
-def encode_dead_letter(raw: Any, error: str) -> bytes:
-    body = raw.decode(errors="replace") if isinstance(raw, bytes | bytearray) else str(raw)
-    return json.dumps({"error": error, "message": body}).encode()
+def encode_dead_letter(raw: Any, error: str, reason: str = "rejected", **where: Any) -> bytes:
+    return dead_letter_format.encode(raw, error, reason=reason, **where)
 
 
-async def handle(raw: bytes, key: Any, headers: dict[str, bytes]) -> None:
+async def handle(raw: bytes, key: Any, headers: dict[str, bytes], origin: Origin | None = None) -> None:
     try:
         command = decode(Command, raw)
     except ValidationError as exc:
         log.error("undecodable command on key %r: %s", key, exc)
-        await dead_letter(raw, key, f"undecodable command: {exc}")
+        await dead_letter(raw, key, f"undecodable command: {exc}", "undecodable", origin)
         return
     command_id = str(command.command_id)
     # Fast path for redelivery: an entry here means the event is stored and the final status sent.
     if handled_commands.get(command_id.encode()) is not None:
         return
     runtime = await open_runtime(settings)
-    if await runtime.executor.commands.get(command.command_id) is None:
-        admitted = await admit(command, headers)
+    if await patiently(lambda: runtime.executor.commands.get(command.command_id), command_id) is None:
+        admitted = await patiently(lambda: admit(command, headers), command_id)
         if admitted is None:
             await dead_letter(raw, key, f"unauthorised command {command_id}: a valid bearer token with the "
-                              "needed role is required in the 'authorization' header")
+                              "needed role is required in the 'authorization' header", "unauthorised", origin,
+                              command_id)
             return
         command = admitted
     log.info("executing %s %s", command.command_type.value, command_id)
-    event = await runtime.executor.execute(command, report)
+    # Transient failures retry with backoff (RETRYING); retries exhausted → FAILED + dead letter.
+    event = await execute_with_retry(command, lambda: runtime.execute(command, report), report, raw, key, origin)
+    if event is None:
+        return
     handled_commands[command_id.encode()] = str(event.event_id).encode()
     if command.idempotency_key:
         handled_idempotency_keys[f"{command.actor}:{command.idempotency_key}".encode()] = command_id.encode()
@@ -98,7 +102,12 @@ def header_map(headers: Any) -> dict[str, bytes]:
 async def consume(stream: Any) -> None:
     manual = stream.noack()
     async for event in manual.events():
-        await handle(event.value, event.key, header_map(event.headers))
+        origin = Origin(event.message.topic, event.message.partition, event.message.offset)
+        try:
+            await handle(event.value, event.key, header_map(event.headers), origin)
+        except Exception as exc:  # noqa: BLE001 — last resort: a crashed agent would stall the partition
+            log.exception("handling the message at %s failed", origin)
+            await dead_letter(event.value, event.key, f"{type(exc).__name__}: {exc}", "crashed", origin)
         # Acknowledged by hand, after the command is handled: Faust's own iterator acks an event in
         # a `finally`, so a worker stopped mid-command would commit the offset of a command it never
         # finished and no worker would see it again (measured: tests/test_worker_restart.py).
@@ -112,4 +121,9 @@ async def database_agent(stream: Any) -> None:
 
 @app.agent(ontology_commands)
 async def ontology_agent(stream: Any) -> None:
+    await consume(stream)
+
+
+@app.agent(instance_commands)
+async def instance_agent(stream: Any) -> None:
     await consume(stream)

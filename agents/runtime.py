@@ -11,13 +11,16 @@ import asyncpg
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
+from shared.adapters.archive import open_archive
+from shared.adapters.document_stores import open_document_store
 from shared.adapters.postgres.command_log import PostgresCommandLog
-from shared.adapters.postgres.document_store import PostgresDocumentStore
 from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.adapters.postgres.pool import create_pool
-from shared.application.execute import Executor
+from shared.application.execute import Executor, Report
+from shared.application.instances import InstanceExecutor
 from shared.config import Settings
-from shared.domain.commands import Command
+from shared.domain.commands import AggregateType, Command
+from shared.domain.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +30,15 @@ class Runtime:
     pool: asyncpg.Pool
     redis: aioredis.Redis
     executor: Executor
+    instances: InstanceExecutor
     # Status and dead-letter messages go out on this idempotent producer, each send awaited, so one
     # command's transitions reach the status topic in order (PROCESSING before COMPLETED).
     producer: AIOKafkaProducer
+
+    async def execute(self, command: Command, report: Report) -> Event:
+        if command.aggregate_type is AggregateType.INSTANCE:
+            return await self.instances.execute(command, report)
+        return await self.executor.execute(command, report)
 
 
 _runtime: Runtime | None = None
@@ -56,12 +65,15 @@ async def _open(settings: Settings) -> Runtime:
     def event_topic(command: Command) -> str:
         return settings.topic(f"{command.channel}-events")
 
-    executor = Executor(commands, PostgresEventStore(pool), PostgresDocumentStore(pool), event_topic,
-                        worker_name=f"worker {socket.gethostname()}:{os.getpid()}",
+    events, docs = PostgresEventStore(pool), open_document_store(settings, pool)
+    name = f"worker {socket.gethostname()}:{os.getpid()}"
+    executor = Executor(commands, events, docs, event_topic, worker_name=name,
                         dependency_wait=settings.dependency_wait_seconds)
+    instances = InstanceExecutor(commands, events, docs, await open_archive(settings), event_topic,
+                                 worker_name=name, dependency_wait=settings.dependency_wait_seconds)
     client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
                                 enable_idempotence=True, linger_ms=0)
     await producer.start()
     log.info("worker runtime open")
-    return Runtime(pool=pool, redis=client, executor=executor, producer=producer)
+    return Runtime(pool=pool, redis=client, executor=executor, instances=instances, producer=producer)

@@ -90,7 +90,8 @@ async def main(bulk_n: int, single_n: int, concurrency: int) -> None:
     baseline = await archive_baseline(bulk_n)
     print(f"archive baseline ({'S3 ' + settings.s3_endpoint if settings.s3_endpoint else 'directory'}): "
           f"{baseline:8.0f} puts/s")
-    print(f"bulk create of {bulk_n:>6}:            {bulk_rate:8.0f} instances/s  ({bulk_rate / baseline:4.2f}x baseline)")
+    print(f"bulk create of {bulk_n:>6}:            {bulk_rate:8.0f} instances/s  "
+          f"({bulk_rate / baseline:4.2f}x baseline)")
     print(f"{single_n} single creates at {concurrency:>3}:   {single_rate:8.0f} instances/s  "
           f"({single_rate / baseline:4.2f}x baseline)")
 

@@ -1,13 +1,18 @@
-"""Write-path throughput and latency against a running stack (`./spice.sh up`), with same-run baselines.
+"""Write-path throughput and latency, each figure beside a baseline measured in the same run.
 
-Run: .venv/bin/python -m bench.write_path [N] [CONCURRENCY]
+Run: .venv/bin/python -m bench.write_path [N] [CONCURRENCY] [--own-stack] [--relay-rows R]
 System: N ontology-class commands over HTTP at CONCURRENCY → accepted/s, submit p50/p99,
-submit→COMPLETED p50/p99 (seen on Redis), end-to-end commands/s, relay rows/s.
-Baselines in the same run: a raw aiokafka produce loop (msgs/s) and a bare Faust agent forwarding
-between two topics on the same broker (events/s).
+submit→COMPLETED p50/p99 (seen on Redis), end-to-end commands/s. Relay alone: R outbox rows written
+with no relay running, then one relay started and timed until every row is published and marked.
+Baselines in the same run: a raw aiokafka produce loop (msgs/s; for accepted/s and the relay) and a
+bare Faust agent forwarding between two topics on the same broker (events/s; for end to end).
+Without --own-stack it measures the running `./spice.sh up`; with it, a relay, worker and web view of
+its own namespace on the running services (bench/own_stack.py). On a 2-core machine shared with other
+work the figures are noisy: compare ratios from one run, not absolute numbers across runs.
 """
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -15,36 +20,56 @@ import subprocess
 import sys
 import time
 import uuid
+from typing import Any
 
 import aiohttp
 import asyncpg
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bench.own_stack import own_stack
+from shared.adapters.outbox_relay import OutboxRelay
+from shared.adapters.postgres.pool import migrate
 from shared.channels import user_channel
-from shared.config import load
-from shared.stack import kafka
+from shared.config import Settings, load
+from shared.stack import kafka, postgres
+from shared.tokens import issue
+
+# Roughly the size of a recorded class-create command message.
+VALUE = json.dumps({"command_type": "CREATE_ONTOLOGY_CLASS", "payload": {"id": "C", "pad": "x" * 300}}).encode()
 
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] * 1000
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] * 1000 if ordered else 0.0
 
 
-async def raw_produce(bootstrap: str, topic: str, n: int) -> float:
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    transient=False)
+
+
+async def raw_produce(bootstrap: str, topic: str, n: int, progress: Progress) -> float:
+    task = progress.add_task("baseline: raw aiokafka produce", total=n)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
     await producer.start()
     t0 = time.perf_counter()
-    futures = [await producer.send(topic, b'{"n": %d}' % i, key=b"k%d" % (i % 64)) for i in range(n)]
+    futures = []
+    for i in range(n):
+        futures.append(await producer.send(topic, VALUE, key=b"k%d" % (i % 64)))
+        if i % 1000 == 999:  # the bar moves per thousand sends: per-message updates cost as much as a send
+            progress.advance(task, 1000)
     await asyncio.gather(*futures)
+    progress.update(task, completed=n)
     elapsed = time.perf_counter() - t0
     await producer.stop()
     return n / elapsed
 
 
-async def faust_forwarder(n: int) -> float:
+async def faust_forwarder(s: Settings, n: int, progress: Progress) -> float:
+    task = progress.add_task("baseline: bare Faust forwarder", total=n)
     prefix = f"bench{uuid.uuid4().hex[:6]}"
-    s = load()
     await kafka.ensure_topics(s, [f"{prefix}-in", f"{prefix}-out"], 4)
     env = {**os.environ, "BENCH_PREFIX": prefix}
     proc = subprocess.Popen(  # noqa: ASYNC220 — started once, before timing
@@ -68,7 +93,9 @@ async def faust_forwarder(n: int) -> float:
         async with asyncio.timeout(300):
             while got < n:
                 batch = await consumer.getmany(timeout_ms=500)
-                got += sum(len(v) for v in batch.values())
+                count = sum(len(v) for v in batch.values())
+                got += count
+                progress.advance(task, count)
         return n / (time.perf_counter() - t0)
     finally:
         await consumer.stop()
@@ -76,10 +103,50 @@ async def faust_forwarder(n: int) -> float:
         proc.wait(30)
 
 
-async def system(n: int, concurrency: int) -> dict[str, float]:
-    s = load()
+async def relay_alone(s: Settings, rows: int, progress: Progress, **relay_options: Any) -> float:
+    """Rows/s of one relay draining a backlog: R rows inserted while no relay runs (own database and
+    topic), then a relay started and timed from leadership until every row is published and marked."""
+    task = progress.add_task("relay alone: outbox → Kafka", total=rows)
+    tag = uuid.uuid4().hex[:6]
+    database = f"{s.pg_database}_relaybench_{tag}"
+    await postgres.create_database(s, database)
+    dsn = s.pg_dsn.rsplit("/", 1)[0] + f"/{database}"
+    try:
+        await migrate(dsn)
+        topic = s.topic(f"bench-relay-{tag}")
+        await kafka.ensure_topics(s, [topic], s.partitions)
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.copy_records_to_table(
+                "outbox", columns=["topic", "key", "value"],
+                records=[(topic, f"db/C{i % 500}", VALUE.decode()) for i in range(rows)])
+            stop = asyncio.Event()
+            relay = OutboxRelay(dsn, s.kafka_bootstrap, name=f"bench-{tag}", **relay_options)
+            running = asyncio.create_task(relay.run(stop))
+            await asyncio.wait_for(relay.leader.wait(), 30)
+            t0 = time.perf_counter()
+            left = rows
+            async with asyncio.timeout(600):
+                while left:
+                    await asyncio.sleep(0.02)
+                    now = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                    progress.advance(task, left - now)
+                    left = now
+            elapsed = time.perf_counter() - t0
+            stop.set()
+            await running
+        finally:
+            await conn.close()
+    finally:
+        await postgres.drop_database(s, database)
+    return rows / elapsed
+
+
+async def system(s: Settings, token: str, n: int, concurrency: int, progress: Progress,
+                 wait: bool = True) -> dict[str, float]:
     base = f"http://{s.web_host}:{s.web_port}"
-    token = (s.home / "admin.token").read_text().strip()
+    submitting = progress.add_task(f"system: submit at concurrency {concurrency}", total=n)
+    completing = progress.add_task("system: COMPLETED (seen on Redis)", total=n)
     client = aioredis.Redis.from_url(s.redis_url)
     pubsub = client.pubsub()
     await pubsub.subscribe(user_channel(s, s.admin_user))
@@ -89,19 +156,20 @@ async def system(n: int, concurrency: int) -> dict[str, float]:
     rejected = 0
 
     async def listen() -> None:
-        while len(completed) < n:
+        while len(completed) < n - rejected:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
             if message is None:
                 continue
             body = json.loads(message["data"])
             if body["status"] in ("COMPLETED", "FAILED") and body["command_id"] not in completed:
                 completed[body["command_id"]] = time.perf_counter()
+                progress.advance(completing)
 
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}, connector=connector) as http:
         db = f"wp-{uuid.uuid4().hex[:6]}"
         async with http.post(f"{base}/api/v1/database/create", json={"name": db}) as resp:
-            assert resp.status == 202
+            assert resp.status == 202, await resp.text()
         await asyncio.sleep(1)
         listener = asyncio.create_task(listen())
         queue = list(range(n))
@@ -114,6 +182,7 @@ async def system(n: int, concurrency: int) -> dict[str, float]:
                 async with http.post(f"{base}/api/v1/ontology/{db}/async/create", json={"id": f"C{i}"}) as resp:
                     body = await resp.json()
                 t1 = time.perf_counter()
+                progress.advance(submitting)
                 if resp.status != 202:
                     rejected += 1
                     continue
@@ -123,45 +192,66 @@ async def system(n: int, concurrency: int) -> dict[str, float]:
         t_start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         t_submitted = time.perf_counter()
-        async with asyncio.timeout(600):
-            await listener
+        if wait:
+            async with asyncio.timeout(900):
+                await listener
+        else:
+            listener.cancel()
         t_done = time.perf_counter()
     await pubsub.aclose()
     await client.aclose()
-    conn = await asyncpg.connect(s.pg_dsn)
-    row = await conn.fetchrow(
-        "SELECT count(*) AS n, extract(epoch FROM max(published_at) - min(created_at)) AS span FROM outbox "
-        "WHERE created_at >= now() - make_interval(secs => $1)", t_done - t_start + 1)
-    await conn.close()
     e2e = [completed[c] - submitted[c] for c in submitted if c in completed]
     return {"accepted": len(submitted), "rejected": rejected,
             "accepted_per_s": len(submitted) / (t_submitted - t_start),
             "submit_p50": pct(submit_lat, 50), "submit_p99": pct(submit_lat, 99),
-            "e2e_p50": pct(e2e, 50), "e2e_p99": pct(e2e, 99), "completed_per_s": n / (t_done - t_start),
-            "relay_rows_per_s": float(row["n"]) / max(float(row["span"] or 1), 1e-6)}
+            "e2e_p50": pct(e2e, 50), "e2e_p99": pct(e2e, 99), "completed_per_s": len(completed) / (t_done - t_start)}
 
 
-async def main(n: int, concurrency: int) -> None:
+def line(label: str, value: float, unit: str, baseline: float | None = None, name: str = "") -> str:
+    ratio = f"  ({value / baseline:.3f}x {name})" if baseline else ""
+    return f"  {label:<32} {value:10.0f} {unit}{ratio}"
+
+
+async def main(n: int, concurrency: int, relay_rows: int, own: bool, skip_system: bool, wait: bool) -> None:
     s = load()
-    topic = f"bench-raw-{uuid.uuid4().hex[:6]}"
-    await kafka.ensure_topics(s, [topic], 4)
-    raw = await raw_produce(s.kafka_bootstrap, topic, 20000)
-    forwarder = await faust_forwarder(5000)
-    result = await system(n, concurrency)
-    print(f"baseline raw aiokafka produce      {raw:10.0f} msgs/s")
-    print(f"baseline bare Faust forwarder      {forwarder:10.0f} events/s")
-    print(f"system, {n} commands at concurrency {concurrency}: accepted {result['accepted']:.0f}, "
-          f"rejected {result['rejected']:.0f}")
-    print(f"  accepted                         {result['accepted_per_s']:10.0f} commands/s "
-          f"({result['accepted_per_s'] / raw:.3f}x raw produce)")
-    print(f"  submit latency                   p50 {result['submit_p50']:.1f} ms  p99 {result['submit_p99']:.1f} ms")
-    print(f"  submit -> COMPLETED              p50 {result['e2e_p50']:.1f} ms  p99 {result['e2e_p99']:.1f} ms")
-    print(f"  end to end                       {result['completed_per_s']:10.0f} commands/s "
-          f"({result['completed_per_s'] / forwarder:.3f}x Faust forwarder)")
-    print(f"  relay                            {result['relay_rows_per_s']:10.0f} rows/s "
-          f"({result['relay_rows_per_s'] / raw:.3f}x raw produce)")
+    topic = s.topic(f"bench-raw-{uuid.uuid4().hex[:6]}")
+    await kafka.ensure_topics(s, [topic], s.partitions)
+    with progress_bar() as progress:
+        raw = await raw_produce(s.kafka_bootstrap, topic, max(relay_rows, 20000), progress)
+        relay = await relay_alone(s, relay_rows, progress)
+        forwarder = result = None
+        if not skip_system:
+            forwarder = await faust_forwarder(s, 5000, progress)
+            if own:
+                async with own_stack() as bench:
+                    result = await system(bench, issue(bench, bench.admin_user), n, concurrency, progress, wait)
+            else:
+                result = await system(s, (s.home / "admin.token").read_text().strip(), n, concurrency, progress,
+                                      wait)
+    print(f"baselines (same run; {os.cpu_count()} cores shared with everything else on the machine)")
+    print(line("raw aiokafka produce", raw, "msgs/s"))
+    if forwarder:
+        print(line("bare Faust forwarder", forwarder, "events/s"))
+    print(f"relay alone, {relay_rows} outbox rows backlog")
+    print(line("relay", relay, "rows/s", raw, "raw produce"))
+    if result and forwarder:
+        print(f"system, {n} commands at concurrency {concurrency}: accepted {result['accepted']:.0f}, "
+              f"rejected {result['rejected']:.0f}")
+        print(line("accepted", result["accepted_per_s"], "commands/s", raw, "raw produce"))
+        print(f"  {'submit latency':<32} p50 {result['submit_p50']:.1f} ms  p99 {result['submit_p99']:.1f} ms")
+        if wait:
+            print(f"  {'submit -> COMPLETED':<32} p50 {result['e2e_p50']:.1f} ms  p99 {result['e2e_p99']:.1f} ms")
+            print(line("end to end", result["completed_per_s"], "commands/s", forwarder, "Faust forwarder"))
 
 
 if __name__ == "__main__":
-    args = [int(a) for a in sys.argv[1:]]
-    asyncio.run(main(args[0] if args else 2000, args[1] if len(args) > 1 else 100))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("n", nargs="?", type=int, default=2000)
+    parser.add_argument("concurrency", nargs="?", type=int, default=100)
+    parser.add_argument("--relay-rows", type=int, default=50000)
+    parser.add_argument("--own-stack", action="store_true", help="relay, worker, web of a bench namespace")
+    parser.add_argument("--relay-only", action="store_true", help="only the relay and its baseline")
+    parser.add_argument("--submit-only", action="store_true", help="do not wait for the commands to complete")
+    args = parser.parse_args()
+    asyncio.run(main(args.n, args.concurrency, args.relay_rows, args.own_stack, args.relay_only,
+                     not args.submit_only))

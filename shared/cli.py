@@ -10,9 +10,16 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
+from typing import TYPE_CHECKING
 
 from shared import processes
+from shared.adapters.search import commands as search_commands
 from shared.config import TOPICS, Settings, load
+
+if TYPE_CHECKING:
+    from shared.adapters.outbox_relay import OutboxRelay
+    from shared.dead_letters import DeadLetter
 
 
 async def prepare(settings: Settings) -> None:
@@ -172,12 +179,36 @@ def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         relay = OutboxRelay(settings.pg_dsn, settings.kafka_bootstrap, name=f"{settings.namespace}-relay")
         sweeper = asyncio.create_task(sweep(settings, relay.leader, stop))
-        await relay.run(stop)
+        await run_relay(relay, stop)
         stop.set()
         await sweeper
 
     asyncio.run(main())
     return 0
+
+
+async def run_relay(relay: OutboxRelay, stop: asyncio.Event) -> None:
+    """Relay until stopped; when PostgreSQL (or the network) goes away, reconnect with capped backoff
+    instead of exiting: rows recorded meanwhile wait, unmarked, in the outbox."""
+    from shared.application.retry import RetryPolicy, is_transient
+
+    log = logging.getLogger("spice.relay")
+    policy, failures = RetryPolicy(base_delay=0.2, max_delay=5.0), 0
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            await relay.run(stop)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            relay.leader.clear()
+            failures = 1 if time.monotonic() - started > 30 else failures + 1
+            pause = policy.delay(failures)
+            log.warning("relay lost its connection (%s: %s), reconnecting in %.1fs", type(exc).__name__, exc, pause)
+            try:
+                await asyncio.wait_for(stop.wait(), pause)
+            except TimeoutError:
+                pass
 
 
 async def sweep(settings: Settings, leader: asyncio.Event, stop: asyncio.Event) -> None:
@@ -212,6 +243,93 @@ async def sweep(settings: Settings, leader: asyncio.Event, stop: asyncio.Event) 
                             settings.redeliver_after_seconds)
         except (OSError, asyncpg.PostgresError, ValueError) as exc:
             log.warning("reconciliation sweep failed, will retry: %s", exc)
+
+
+def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    """List the dead-letter topic, or re-submit dead letters as new commands."""
+    from shared.dead_letters import read_all
+
+    letters = asyncio.run(read_all(settings.kafka_bootstrap, settings.topic("dead-letters"),
+                                   limit=getattr(args, "limit", None)))
+    if args.dead_letters_command == "list":
+        print(f"{'REF':<10} {'REASON':<18} {'COMMAND_ID':<36} {'TRIES':>5}  ERROR")
+        for d in letters:
+            error = str(d.body.get("error", "")).replace("\n", " ")
+            print(f"{d.ref:<10} {d.reason:<18} {d.command_id or '-':<36} {d.body.get('attempts', 0):>5}  "
+                  f"{error[:100]}")
+        print(f"{len(letters)} dead letter(s) on {settings.topic('dead-letters')} (REF is partition:offset)")
+        return 0
+    if args.all:
+        chosen = letters
+    else:
+        if not args.ref:
+            print("name a dead letter (PARTITION:OFFSET or OFFSET from `dead-letters list`) or use --all",
+                  file=sys.stderr)
+            return 2
+        chosen = [d for d in letters if args.ref in (d.ref, str(d.offset))]
+        if len(chosen) != 1:
+            found = ", ".join(d.ref for d in chosen) or "none"
+            print(f"{args.ref!r} must name exactly one dead letter (matches: {found}); use PARTITION:OFFSET",
+                  file=sys.stderr)
+            return 1
+    return asyncio.run(resubmit(settings, chosen, args.as_user, bulk=args.all))
+
+
+async def resubmit(settings: Settings, letters: list[DeadLetter], as_user: str | None, bulk: bool) -> int:
+    """Each dead letter's command again, as a NEW command (commands are immutable): new command_id,
+    `metadata.resubmitted_from` = the old one, recorded with its outbox row like any submission."""
+    from pydantic import ValidationError
+    from rich.progress import Progress
+
+    from shared.adapters.postgres.command_log import PostgresCommandLog
+    from shared.adapters.postgres.document_store import PostgresDocumentStore
+    from shared.adapters.postgres.pool import create_pool
+    from shared.application.submit import Submitter
+    from shared.domain.commands import Command, utcnow
+
+    def topic_for(command: Command) -> str:
+        return settings.topic(f"{command.channel}-commands")
+
+    pool = await create_pool(settings.pg_dsn, min_size=1, max_size=2)
+    failed = 0
+    try:
+        commands = PostgresCommandLog(pool)
+        submitter = Submitter(commands, PostgresDocumentStore(pool), topic_for)
+        done = {r["old"] for r in await pool.fetch(
+            "SELECT metadata->>'resubmitted_from' AS old FROM commands WHERE metadata ? 'resubmitted_from'")}
+        with Progress(disable=not bulk) as progress:
+            task = progress.add_task("re-submitting", total=len(letters))
+            for letter in letters:
+                progress.advance(task)
+                old_id = letter.command_id
+                if bulk and (old_id is None or old_id in done):
+                    continue  # not a command, or already re-submitted (by an earlier --all or by hand)
+                try:
+                    original = Command.model_validate(letter.command) if letter.command else None
+                except ValidationError:
+                    original = None
+                if original is None:
+                    progress.console.print(f"{letter.ref}: no command to re-submit ({letter.reason})")
+                    failed += 1
+                    continue
+                recorded = await commands.get(original.command_id)
+                if recorded is None and as_user is None:
+                    # Never recorded (rejected at admission): its `actor` field was never verified.
+                    progress.console.print(f"{letter.ref}: command {original.command_id} was never admitted; "
+                                           "name the user to submit it as with --as USER")
+                    failed += 1
+                    continue
+                base = recorded or original
+                new = base.model_copy(update={
+                    "command_id": uuid.uuid4(), "created_at": utcnow(), "idempotency_key": None,
+                    "actor": as_user or base.actor,
+                    "metadata": {**base.metadata, "resubmitted_from": str(base.command_id)}})
+                await submitter.record(new)
+                done.add(str(base.command_id))
+                progress.console.print(f"{letter.ref}: re-submitted {base.command_id} as {new.command_id}")
+    finally:
+        await pool.close()
+    return 1 if failed and not bulk else 0
 
 
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
@@ -256,7 +374,18 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--watch", action="store_true", help="print transitions until COMPLETED or FAILED")
     status.add_argument("--timeout", type=float, default=300.0)
     status.set_defaults(func=cmd_status)
+    letters = sub.add_parser("dead-letters", help="list dead letters, or re-submit them as new commands")
+    letters_sub = letters.add_subparsers(dest="dead_letters_command", required=True)
+    listing = letters_sub.add_parser("list", help="read the dead-letter topic from the beginning")
+    listing.add_argument("--limit", type=int, default=None, help="only the newest N")
+    listing.set_defaults(func=cmd_dead_letters)
+    again = letters_sub.add_parser("resubmit", help="re-submit as a new command referencing the old one")
+    again.add_argument("ref", nargs="?", help="PARTITION:OFFSET (or OFFSET when unambiguous) from `list`")
+    again.add_argument("--all", action="store_true", help="every dead letter not re-submitted yet")
+    again.add_argument("--as", dest="as_user", default=None, help="submit as this user (default: the original)")
+    again.set_defaults(func=cmd_dead_letters)
     sub.add_parser("schema", help="print the JSON Schema of command messages").set_defaults(func=cmd_schema)
+    search_commands.add_parser(sub)
     sub.add_parser("migrate", help="migrate the schema and create the topics").set_defaults(func=cmd_migrate)
     sub.add_parser("relay", help="run the outbox relay").set_defaults(func=cmd_relay)
     sub.add_parser("web", help="run the web view").set_defaults(func=cmd_web)

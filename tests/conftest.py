@@ -32,6 +32,22 @@ async def database(settings: Settings) -> AsyncIterator[str]:
     await migrate(settings.pg_dsn)
     await kafka.ensure_topics(settings, [settings.topic(t) for t in TOPICS], settings.partitions)
     yield settings.pg_dsn
+    await drop_search_indices(settings)
+
+
+async def drop_search_indices(settings: Settings) -> None:
+    """The session's Elasticsearch indices (the worker projects every test database): leave none behind
+    on the shared node, which refuses new indices at about 1,000 shards."""
+    from shared.adapters.search import indices
+    from shared.stack import elasticsearch
+
+    if not elasticsearch.is_running(settings):
+        return
+    client = indices.client(settings)
+    try:
+        await indices.drop_namespace(client, settings.namespace)
+    finally:
+        await client.close()
 
 
 @pytest.fixture(scope="session")

@@ -9,14 +9,15 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from shared.adapters.document_stores import open_document_store
 from shared.adapters.postgres.command_log import PostgresCommandLog
-from shared.adapters.postgres.document_store import PostgresDocumentStore
 from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.adapters.postgres.pool import create_pool
+from shared.adapters.search import indices as search_indices
 from shared.application.submit import Submitter
 from shared.config import Settings
 from shared.domain.commands import Command
-from web import routes_commands, routes_reads, ws
+from web import page, routes_commands, routes_instances, routes_reads, routes_search, ws
 from web.auth import auth_middleware
 from web.context import SERVICES, Services
 from web.errors import error_middleware
@@ -55,17 +56,20 @@ def create_app(settings: Settings) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(settings.pg_dsn, min_size=2, max_size=20, command_timeout=10)
         commands = PostgresCommandLog(pool)
-        docs = PostgresDocumentStore(pool)
+        docs = open_document_store(settings, pool)
 
         def topic_for(command: Command) -> str:
             return settings.topic(f"{command.channel}-commands")
 
         http = aiohttp.ClientSession()
         client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=1)
+        search = search_indices.client(settings, timeout=10)
         app[SERVICES] = Services(settings=settings, pool=pool, commands=commands,
                                  events=PostgresEventStore(pool), docs=docs,
-                                 submitter=Submitter(commands, docs, topic_for), http=http, redis=client)
+                                 submitter=Submitter(commands, docs, topic_for), http=http, redis=client,
+                                 search=search)
         yield
+        await search.close()
         await client.aclose()
         await http.close()
         await pool.close()
@@ -74,7 +78,10 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_routes(routes_commands.routes)
     app.router.add_routes(routes_reads.routes)
+    app.router.add_routes(routes_search.routes)
+    app.router.add_routes(routes_instances.routes)
     ws.setup(app)
+    page.setup(app)
     return app
 
 

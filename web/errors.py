@@ -44,7 +44,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error(400, f"request body is not valid JSON: {exc}")
     except ValueError as exc:
         return error(422, str(exc))
-    except (OSError, asyncpg.PostgresConnectionStatusError, asyncpg.CannotConnectNowError,
-            asyncpg.InterfaceError, TimeoutError) as exc:
+    # InternalClientError: what asyncpg raises on a connection the server is just ending (seen during a
+    # PostgreSQL restart in tests/test_faults.py as "another operation is in progress").
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError,
+            asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError) as exc:
         log.warning("store unavailable: %s", exc)
         return error(503, f"a store is unavailable, nothing was recorded: {exc}")

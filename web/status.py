@@ -10,8 +10,9 @@ import aiohttp
 
 from shared.application.apply import is_applied
 from shared.application.execute import final_status
+from shared.application.instances import instance_final_status
 from shared.channels import command_channel
-from shared.domain.commands import Command, iso
+from shared.domain.commands import AggregateType, Command, iso
 from shared.domain.events import Event
 from shared.domain.status import FINAL, CommandStatus, StatusRecord, StatusUpdate, apply_update
 from web.context import Services
@@ -38,8 +39,15 @@ async def from_table(svc: Services, command_id: str) -> StatusRecord | None:
     return None
 
 
-def from_log(command: Command, event: Event | None, table: StatusRecord | None) -> StatusRecord:
-    # `event` is passed only once its effect is visible in the document store (see lookup).
+def completion(command: Command, events: list[Event]) -> StatusUpdate:
+    """The final status a command's stored events stand for."""
+    if command.aggregate_type is AggregateType.INSTANCE:
+        return instance_final_status(command, events)
+    return final_status(command, events[0])
+
+
+def from_log(command: Command, events: list[Event] | None, table: StatusRecord | None) -> StatusRecord:
+    # `events` are passed only once their effect is visible in the document store (see lookup).
     """The table's record, completed from the event store when the table lags behind it (the table
     is fed through Kafka, the event store is written first), or rebuilt from the logs alone."""
     record = table
@@ -50,8 +58,8 @@ def from_log(command: Command, event: Event | None, table: StatusRecord | None) 
                             actor=command.actor, created_at=command.created_at, timestamp=command.created_at)
         record = apply_update(None, seed)
         assert record is not None
-    if event is not None and record.status not in FINAL:
-        done = final_status(command, event).model_copy(update={"timestamp": event.occurred_at})
+    if events and record.status not in FINAL:
+        done = completion(command, events).model_copy(update={"timestamp": events[0].occurred_at})
         record = apply_update(record, done) or record
     return record
 
@@ -64,9 +72,9 @@ async def lookup(svc: Services, command_id: uuid.UUID) -> StatusRecord | None:
     if command is None:
         return table
     events = await svc.events.for_command(command_id)
-    # An event alone is not completion: the agent writes the document right after it, and a caller
-    # told COMPLETED must find the result when it reads.
-    done = events[0] if events and await is_applied(svc.docs, events[0]) else None
+    # An event alone is not completion: the agent writes the documents right after the events (in
+    # their order, the last one last), and a caller told COMPLETED must find the result when it reads.
+    done = events if events and await is_applied(svc.docs, events[-1]) else None
     return from_log(command, done, table)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ from aiokafka.partitioner import DefaultPartitioner
 log = logging.getLogger(__name__)
 
 RELAY_LOCK = 7_200_312  # advisory lock id: one active relay at a time, others stand by
+# tests/test_faults.py sets this to stage a relay killed after publishing, before marking the rows.
+EXIT_AFTER_PUBLISH = os.environ.get("SPICE_TEST_RELAY_EXIT_AFTER_PUBLISH") == "1"
 
 # The commit-order gap: ids are assigned when a row is inserted, but a row becomes visible when its
 # transaction commits, which can be in another order, so a relay that remembered "everything up to
@@ -98,6 +101,8 @@ class OutboxRelay:
                         self._partitions.clear()
                         await _wait(stop, 0.5)
                         continue
+                    if EXIT_AFTER_PUBLISH:  # test hook, off by default: die between publish and mark
+                        os._exit(75)
                     # Marked only after the broker acknowledged every row: a crash before this line
                     # publishes the batch again (at-least-once), never loses it.
                     await conn.execute(MARK, [r["id"] for r in rows])

@@ -59,8 +59,8 @@ def linked_ids(command: Command, classes: dict[str, dict[str, Any]]) -> list[str
     for item in items_of(command) if command.command_type is not CommandType.DELETE_INSTANCE else []:
         for name, value in item.items():
             prop = props.get(name)
-            if prop is not None and prop.type == "link":
-                out.update(v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str))
+            if prop is not None and prop.type == "link" and isinstance(value, str):
+                out.add(value)
     return sorted(out)
 
 

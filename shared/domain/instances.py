@@ -189,16 +189,14 @@ def validate(props: dict[str, Property], data: dict[str, Any], base: dict[str, A
             if prop.required:
                 problems.append({"field": name, "message": f"{name!r} is required"})
             continue
-        values = value if isinstance(value, list) and prop.type == "link" else [value]
-        for item in values:
-            bad = _type_problem(prop, item)
-            if bad:
-                problems.append({"field": name, "message": f"{name!r} {bad} (got {item!r})"})
-                continue
-            for msg in _constraint_problems(prop, item):
-                problems.append({"field": name, "message": f"{name!r} {msg} (got {item!r})"})
-            if prop.type == "link" and prop.target:
-                links.append(LinkRef(name, prop.target, item))
+        bad = _type_problem(prop, value)
+        if bad:
+            problems.append({"field": name, "message": f"{name!r} {bad} (got {value!r})"})
+            continue
+        for msg in _constraint_problems(prop, value):
+            problems.append({"field": name, "message": f"{name!r} {msg} (got {value!r})"})
+        if prop.type == "link" and prop.target:
+            links.append(LinkRef(name, prop.target, value))
     return Checked(data=merged, problems=problems, links=links)
 
 

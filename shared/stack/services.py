@@ -5,14 +5,18 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 from shared.config import Settings
-from shared.stack import kafka, postgres, redis
+from shared.stack import elasticsearch, kafka, postgres, redis, s3
 from shared.stack.process import StackError
 
 
 async def up(settings: Settings) -> None:
-    """Start all three concurrently (each finishes even if another fails); idempotent, fast when running."""
+    """Start them all concurrently (each finishes even if another fails); idempotent, fast when running.
+
+    versitygw starts only when it is the configured archive endpoint (see s3.enabled).
+    """
     results = await asyncio.gather(
-        postgres.start(settings), redis.start(settings), kafka.start(settings), return_exceptions=True
+        postgres.start(settings), redis.start(settings), kafka.start(settings), elasticsearch.start(settings),
+        *([s3.start(settings)] if s3.enabled(settings) else []), return_exceptions=True
     )
     errors = [r for r in results if isinstance(r, BaseException)]
     if len(errors) == 1:
@@ -22,12 +26,12 @@ async def up(settings: Settings) -> None:
 
 
 def down(settings: Settings) -> None:
-    """Stop all three (concurrently, each with its own bounded graceful wait)."""
-    with ThreadPoolExecutor(3) as pool:
-        for f in [pool.submit(m.stop, settings) for m in (kafka, redis, postgres)]:
+    """Stop them all (concurrently, each with its own bounded graceful wait)."""
+    with ThreadPoolExecutor(5) as pool:
+        for f in [pool.submit(m.stop, settings) for m in (s3, kafka, redis, postgres, elasticsearch)]:
             f.result()
 
 
 def status(settings: Settings) -> dict[str, bool]:
     """Which services are running."""
-    return {m.__name__.rsplit(".", 1)[1]: m.is_running(settings) for m in (postgres, redis, kafka)}
+    return {m.__name__.rsplit(".", 1)[1]: m.is_running(settings) for m in (postgres, redis, kafka, s3, elasticsearch)}

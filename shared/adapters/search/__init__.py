@@ -1,0 +1,1 @@
+"""The Elasticsearch search read model: indices per database behind aliases, projector, search, rebuild."""

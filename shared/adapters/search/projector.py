@@ -1,0 +1,200 @@
+"""The projector: applies a batch of events to the search indices with one bulk request per segment.
+
+Order-safe and idempotent through external versioning: every index and delete carries the aggregate's
+version with `version_type=external`, so Elasticsearch refuses (409) an event older than, or as old as,
+what the index holds. A redelivered or late event is counted as stale and changes nothing.
+"""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch
+from elasticsearch.helpers import async_streaming_bulk
+
+from shared.adapters.search import indices
+from shared.adapters.search.documents import class_document, instance_document, property_types
+from shared.domain.events import Event, EventType
+
+CLASS_EVENTS = {EventType.ONTOLOGY_CLASS_CREATED, EventType.ONTOLOGY_CLASS_UPDATED,
+                EventType.ONTOLOGY_CLASS_DELETED}
+INSTANCE_EVENTS = {EventType.INSTANCE_CREATED, EventType.INSTANCE_UPDATED, EventType.INSTANCE_DELETED}
+DELETES = {EventType.ONTOLOGY_CLASS_DELETED, EventType.INSTANCE_DELETED}
+MAX_PARENT_DEPTH = 32
+
+ClassLookup = Callable[[str, str], Awaitable[dict[str, Any] | None]]
+DatabaseExists = Callable[[str], Awaitable[bool]]
+
+
+@dataclass
+class Stats:
+    indexed: int = 0
+    deleted: int = 0
+    stale: int = 0  # refused with 409: the index already holds this version or a newer one
+    superseded: int = 0  # a newer version of the same document came later in the same batch
+    skipped: int = 0  # nothing to project: failed commands, grants, events of a deleted database
+    failed: int = 0
+    dead_lettered: int = 0
+
+    def add(self, other: Stats) -> Stats:
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+        return self
+
+    @property
+    def applied(self) -> int:
+        return self.indexed + self.deleted
+
+
+@dataclass
+class ProjectionError(Exception):
+    """Some documents failed (other than 409): the events to retry, each with its error."""
+
+    failures: list[tuple[Event, str]]
+    stats: Stats = field(default_factory=Stats)
+
+    def __str__(self) -> str:
+        return f"{len(self.failures)} event(s) failed, first: {self.failures[0][1] if self.failures else ''}"
+
+
+def kind_of(event: Event) -> str:
+    return indices.CLASSES if event.event_type in CLASS_EVENTS else indices.INSTANCES
+
+
+class Projector:
+    """Writes through the aliases `{namespace}-{db}-instances` and `{namespace}-{db}-classes`."""
+
+    def __init__(self, es: AsyncElasticsearch, namespace: str, *, class_lookup: ClassLookup | None = None,
+                 database_exists: DatabaseExists | None = None, refresh: bool = False) -> None:
+        self.es, self.namespace = es, namespace
+        self.class_lookup, self.database_exists, self.refresh = class_lookup, database_exists, refresh
+        self.known: set[str] = set()  # databases whose aliases exist
+        self.classes: dict[tuple[str, str], dict[str, Any] | None] = {}
+
+    # -- where documents go (the rebuild overrides these) --
+    def target(self, db: str, kind: str) -> str:
+        return indices.alias(self.namespace, db, kind)
+
+    async def open_database(self, db: str, created: bool) -> bool:
+        """Make sure the database's indices exist; False when the database is gone (skip its events)."""
+        if db in self.known:
+            return True
+        if not created and not await indices.has_database(self.es, self.namespace, db):
+            if self.database_exists is not None and not await self.database_exists(db):
+                return False
+        await indices.ensure_database(self.es, self.namespace, db)
+        self.known.add(db)
+        return True
+
+    async def close_database(self, db: str) -> None:
+        await indices.drop_database(self.es, self.namespace, db)
+        self.known.discard(db)
+        self.classes = {k: v for k, v in self.classes.items() if k[0] != db}
+
+    # -- applying events --
+    async def apply(self, events: Sequence[Event]) -> Stats:
+        """Project events in order. Database events split the batch: what came before is written first."""
+        stats = Stats()
+        segment: list[Event] = []
+        for event in events:
+            if event.version is None or event.failed:
+                stats.skipped += 1
+            elif event.event_type in (EventType.DATABASE_CREATED, EventType.DATABASE_DELETED):
+                await self._flush(segment, stats)
+                segment = []
+                if event.event_type is EventType.DATABASE_CREATED:
+                    await self.open_database(event.db_name, created=True)
+                else:
+                    await self.close_database(event.db_name)
+            elif event.event_type in CLASS_EVENTS or event.event_type in INSTANCE_EVENTS:
+                segment.append(event)
+            else:
+                stats.skipped += 1
+        await self._flush(segment, stats)
+        return stats
+
+    async def types_for(self, db: str, class_id: str | None) -> dict[str, str]:
+        """Declared property types of a class, its ancestors' included (nearest wins)."""
+        chain: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        while class_id and class_id not in seen and len(chain) < MAX_PARENT_DEPTH:
+            seen.add(class_id)
+            key = (db, class_id)
+            if key not in self.classes and self.class_lookup is not None:
+                self.classes[key] = await self.class_lookup(db, class_id)
+            doc = self.classes.get(key)
+            if not doc:
+                break
+            chain.append(doc)
+            class_id = doc.get("parent_class")
+        types: dict[str, str] = {}
+        for doc in reversed(chain):
+            types.update(property_types(doc))
+        return types
+
+    async def _flush(self, events: list[Event], stats: Stats) -> None:
+        if not events:
+            return
+        latest: dict[tuple[str, str, str], Event] = {}
+        for event in events:
+            key = (event.db_name, kind_of(event), event.aggregate_id)
+            if key in latest:
+                stats.superseded += 1
+                if (latest[key].version or 0) >= (event.version or 0):
+                    continue
+            latest[key] = event
+            if event.event_type in CLASS_EVENTS:  # later instances in the batch see this class's types
+                self.classes[(event.db_name, event.aggregate_id)] = (
+                    None if event.event_type in DELETES else event.data)
+        open_dbs: dict[str, bool] = {}
+        actions: list[dict[str, Any]] = []
+        sources: list[Event] = []
+        for event in latest.values():
+            db = event.db_name
+            if db not in open_dbs:
+                open_dbs[db] = await self.open_database(db, created=False)
+            if not open_dbs[db]:
+                stats.skipped += 1
+                continue
+            actions.append(await self._action(event))
+            sources.append(event)
+        if actions:
+            await self._bulk(actions, sources, stats)
+
+    async def _action(self, event: Event) -> dict[str, Any]:
+        kind = kind_of(event)
+        action: dict[str, Any] = {"_index": self.target(event.db_name, kind), "_id": event.aggregate_id,
+                                  "version": event.version, "version_type": "external"}
+        if event.event_type in DELETES:
+            action["_op_type"] = "delete"
+        elif kind == indices.CLASSES:
+            action["_source"] = class_document(event)
+        else:
+            types = await self.types_for(event.db_name, event.data.get("class_id"))
+            action["_source"] = instance_document(event, types)
+        return action
+
+    async def _bulk(self, actions: list[dict[str, Any]], sources: list[Event], stats: Stats) -> None:
+        failures: list[tuple[Event, str]] = []
+        results = async_streaming_bulk(self.es, actions, chunk_size=1000, max_chunk_bytes=20 * 1024 * 1024,
+                                       raise_on_error=False, raise_on_exception=True, yield_ok=True,
+                                       refresh=self.refresh)
+        position = 0
+        async for ok, item in results:
+            event = sources[position]
+            position += 1
+            op, info = next(iter(item.items()))
+            status = int(info.get("status", 500))
+            if ok or (op == "delete" and status == 404):
+                if op == "delete":
+                    stats.deleted += 1
+                else:
+                    stats.indexed += 1
+            elif status == 409:
+                stats.stale += 1
+            else:
+                stats.failed += 1
+                failures.append((event, f"{op} {info.get('_id')}: HTTP {status} {info.get('error')}"))
+        if failures:
+            raise ProjectionError(failures, stats)

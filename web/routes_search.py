@@ -1,0 +1,68 @@
+"""Search routes: instances and classes from the Elasticsearch read model (reads only, reader role)."""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from elasticsearch import ApiError, TransportError
+
+from shared.adapters.search.query import BadQuery, parse_instance_query, parse_paging, search_classes, search_instances
+from shared.application.submit import SubmitError
+from shared.domain.access import Role
+from web.auth import authorize
+from web.context import services
+from web.routes_commands import db_name
+
+routes = web.RouteTableDef()
+
+
+async def _require_reader(request: web.Request) -> str:
+    name = db_name(request)
+    if await services(request).docs.database(name) is None:
+        raise SubmitError(404, f"database {name!r} does not exist", db_name=name)
+    await authorize(request, name, Role.READER)
+    return name
+
+
+def _es(request: web.Request) -> Any:
+    es = services(request).search
+    if es is None:
+        raise SubmitError(503, "the search read model is not configured")
+    return es
+
+
+async def _answer(request: web.Request, call: Any) -> web.Response:
+    try:
+        return web.json_response(await call)
+    except BadQuery as exc:
+        raise SubmitError(exc.status, exc.message) from exc
+    except ApiError as exc:
+        if exc.meta.status == 400:  # a value Elasticsearch refuses, e.g. a malformed date in a range
+            raise SubmitError(422, f"search refused the query: {exc.message}") from exc
+        raise SubmitError(503, f"search is unavailable: {exc.message}") from exc
+    except TransportError as exc:
+        raise SubmitError(503, f"search is unavailable: {exc}") from exc
+
+
+@routes.get("/api/v1/search/{db_name}")
+async def search(request: web.Request) -> web.Response:
+    name = await _require_reader(request)
+    svc = services(request)
+    try:
+        query = parse_instance_query(request.query)
+    except BadQuery as exc:
+        raise SubmitError(exc.status, exc.message) from exc
+    classes = await svc.docs.classes(name)
+    return await _answer(request, search_instances(_es(request), svc.settings.namespace, name, query, classes))
+
+
+@routes.get("/api/v1/search/{db_name}/classes")
+async def search_class(request: web.Request) -> web.Response:
+    name = await _require_reader(request)
+    try:
+        limit, offset = parse_paging(request.query)
+    except BadQuery as exc:
+        raise SubmitError(exc.status, exc.message) from exc
+    q = (request.query.get("q") or "").strip() or None
+    return await _answer(request, search_classes(_es(request), services(request).settings.namespace, name, q,
+                                                 limit, offset))
