@@ -11,13 +11,15 @@ async def apply_event(docs: DocumentStore, event: Event) -> None:
         return
     match event.event_type:
         case EventType.DATABASE_CREATED:
-            await docs.put_database(event.data)
             # The creator of a database is its admin (version 0 of that grant: any GRANT overrides).
+            # Written before the database document: whoever sees the database (a status lookup uses it
+            # as the sign of completion) also sees the creator's role.
             at = iso(event.occurred_at)
             await docs.put_grant({"db_name": event.db_name, "user": event.actor, "role": "admin",
                                   "version": 0, "source_command_id": str(event.command_id),
                                   "event_id": str(event.event_id), "created_by": event.actor,
                                   "created_at": at, "updated_by": event.actor, "updated_at": at})
+            await docs.put_database(event.data)
         case EventType.DATABASE_DELETED:
             await docs.delete_database(event.db_name, event.version)
         case EventType.ONTOLOGY_CLASS_CREATED | EventType.ONTOLOGY_CLASS_UPDATED:
