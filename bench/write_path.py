@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench.own_stack import own_stack
+from bench.own_stack import ROOT, own_stack
 from shared.adapters.outbox_relay import OutboxRelay
 from shared.adapters.postgres.pool import migrate
 from shared.channels import user_channel
@@ -101,6 +102,7 @@ async def faust_forwarder(s: Settings, n: int, progress: Progress) -> float:
         await consumer.stop()
         proc.terminate()
         proc.wait(30)
+        shutil.rmtree(ROOT / f"{prefix}-forwarder-data", ignore_errors=True)  # Faust's data dir, in cwd
 
 
 async def relay_alone(s: Settings, rows: int, progress: Progress, **relay_options: Any) -> float:
