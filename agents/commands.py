@@ -1,7 +1,9 @@
-"""Command agents: one per command topic, each executing its commands in partition order."""
+"""Command agents: one per command topic; each partition's commands run in order, partitions side by side."""
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -99,9 +101,44 @@ def header_map(headers: Any) -> dict[str, bytes]:
     return {str(k).lower(): (v if isinstance(v, bytes) else str(v).encode()) for k, v in items}
 
 
+IN_FLIGHT = 32  # commands one agent runs at once, across its partitions
+
+
 async def consume(stream: Any) -> None:
     manual = stream.noack()
-    async for event in manual.events():
+    gate = asyncio.Semaphore(IN_FLIGHT)
+    tails: dict[Any, asyncio.Task[None]] = {}
+    try:
+        async for event in manual.events():
+            await gate.acquire()
+            tp = event.message.tp
+            # One partition's commands run one after another, in Kafka's order (an aggregate's commands
+            # share a key, hence a partition); different partitions run side by side. The task is created
+            # here, inside the stream iteration, so it copies the context in which Faust's current_event()
+            # is this event: its table writes go to this event's changelog partition.
+            task = asyncio.create_task(process(manual, event, tails.get(tp), gate))
+            tails[tp] = task
+            task.add_done_callback(forget(tails, tp))
+    finally:
+        # Stopping (or a rebalance): what is still running is abandoned unacknowledged and delivered
+        # again to whoever owns the partition next (handling is idempotent; append+apply is shielded).
+        for task in list(tails.values()):
+            task.cancel()
+
+
+def forget(tails: dict[Any, asyncio.Task[None]], tp: Any) -> Callable[[asyncio.Task[None]], None]:
+    """Drop a finished task from the chain heads unless a later one has replaced it."""
+    def done(task: asyncio.Task[None]) -> None:
+        if tails.get(tp) is task:
+            del tails[tp]
+    return done
+
+
+async def process(manual: Any, event: Any, previous: asyncio.Task[None] | None,
+                  gate: asyncio.Semaphore) -> None:
+    try:
+        if previous is not None:
+            await asyncio.wait([previous])  # its outcome is its own business; only the order matters here
         origin = Origin(event.message.topic, event.message.partition, event.message.offset)
         try:
             await handle(event.value, event.key, header_map(event.headers), origin)
@@ -110,8 +147,11 @@ async def consume(stream: Any) -> None:
             await dead_letter(event.value, event.key, f"{type(exc).__name__}: {exc}", "crashed", origin)
         # Acknowledged by hand, after the command is handled: Faust's own iterator acks an event in
         # a `finally`, so a worker stopped mid-command would commit the offset of a command it never
-        # finished and no worker would see it again (measured: tests/test_worker_restart.py).
+        # finished and no worker would see it again (measured: tests/test_worker_restart.py). Acks of
+        # one partition come in offset order (the chain above); Faust commits the contiguous prefix.
         await manual.ack(event)
+    finally:
+        gate.release()
 
 
 @app.agent(database_commands)

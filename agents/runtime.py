@@ -59,7 +59,7 @@ async def open_runtime(settings: Settings) -> Runtime:
 
 async def _open(settings: Settings) -> Runtime:
     log.info("opening the worker runtime")
-    pool = await create_pool(settings.pg_dsn, min_size=2, max_size=8)
+    pool = await create_pool(settings.pg_dsn, min_size=2, max_size=16)
     commands = PostgresCommandLog(pool)
 
     def event_topic(command: Command) -> str:

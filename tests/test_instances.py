@@ -190,3 +190,14 @@ async def test_a_class_with_instances_cannot_be_deleted(stack: Stack) -> None:
     refused = await stack.run("DELETE", f"/api/v1/ontology/{db}/async/Company")
     assert refused["status"] == "FAILED" and refused["result"]["error"]["code"] == "in_use", refused
     assert "1 instance(s)" in refused["result"]["error"]["message"]
+
+
+async def test_a_link_to_an_instance_submitted_just_before_waits_for_it(stack: Stack) -> None:
+    db = await ontology(stack)
+    first = await stack.submit("POST", f"/api/v1/instances/{db}/async/Company/create",
+                               {"data": {"instance_id": "newco", "title": "New"}})
+    second = await stack.submit("POST", f"/api/v1/instances/{db}/async/Person/create",
+                                {"data": {"name": "Eve", "employer": "newco"}})
+    assert (await stack.wait(first))["status"] == "COMPLETED"
+    done = await stack.wait(second)
+    assert done["status"] == "COMPLETED", done

@@ -128,7 +128,8 @@ async def test_submit_a_class_and_watch_it_complete_live(page: Page, stack: Stac
     print(f"\npage: submit -> 202 {accepted * 1000:.0f} ms, submit -> COMPLETED shown {completed * 1000:.0f} ms; "
           f"row showed {seen}")
     assert final == "COMPLETED", await page.evaluate(f"document.getElementById({js('cmd-' + command_id)}).innerText")
-    assert seen[0] in ("PENDING", "PROCESSING")
+    # (Whether the row showed PENDING first depends on how fast the command ran: 86 ms has been seen, so
+    # the proof of a live update is the WebSocket message below, not the row's first state.)
     assert await page.evaluate("window.__noReload") == 42  # the same document: no reload happened
     pushed = await page.evaluate(f"window.__wsMessages.filter((m) => m.type === 'command_update'"
                                  f" && m.command_id === {js(command_id)}).map((m) => m.data.status)")

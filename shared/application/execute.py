@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.application.apply import apply_event
+from shared.application.pending import on_their_way
 from shared.domain.commands import AggregateType, Command, CommandType
 from shared.domain.decide import Context, DependencyPending, decide, failure
 from shared.domain.events import Event
@@ -97,9 +98,11 @@ class Executor:
                 if users:
                     dependents[command.aggregate_id] = users
         missing = sorted(_references(command, current) - existing)
+        pending = await on_their_way(self.commands, self.events, command.db_name, AggregateType.ONTOLOGY_CLASS,
+                                     missing)
         if database is None and command.aggregate_type is not AggregateType.DATABASE:
-            missing.append(command.db_name)
-        pending = await self.commands.pending_creates(command.db_name, missing) if missing else set()
+            pending |= await on_their_way(self.commands, self.events, command.db_name, AggregateType.DATABASE,
+                                          [command.db_name])
         return Context(
             current=current,
             last_version=await self.events.last_version(command.db_name, command.aggregate_type,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.application.execute import Report, status_update
+from shared.application.pending import on_their_way
 from shared.domain.commands import AggregateType, Command, CommandType
 from shared.domain.decide import DependencyPending, failure
 from shared.domain.decide_instances import (
@@ -73,14 +74,16 @@ class InstanceExecutor:
         self.dependency_wait = dependency_wait
 
     async def context(self, command: Command) -> InstanceContext:
-        database = await self.docs.database(command.db_name)
+        db = command.db_name
+        database = await self.docs.database(db)
         if database is None:
-            pending = await self.commands.pending_creates(command.db_name, [command.db_name])
-            return InstanceContext(database_exists=False, classes={}, pending_creates=frozenset(pending))
-        classes = {c["class_id"]: c for c in await self.docs.classes(command.db_name)}
-        pending_class: set[str] = set()
+            on_way = await on_their_way(self.commands, self.events, db, AggregateType.DATABASE, [db])
+            return InstanceContext(database_exists=False, classes={}, pending_creates=frozenset(on_way))
+        classes = {c["class_id"]: c for c in await self.docs.classes(db)}
+        pending: set[str] = set()
         if class_of(command) not in classes:
-            pending_class = await self.commands.pending_creates(command.db_name, [class_of(command)])
+            pending = await on_their_way(self.commands, self.events, db, AggregateType.ONTOLOGY_CLASS,
+                                         [class_of(command)])
         ids = instance_ids(command)
         owners = await self.docs.instance_classes(command.db_name, ids)
         current: dict[str, dict[str, Any]] = {}
@@ -91,11 +94,13 @@ class InstanceExecutor:
         else:
             current = {i: {"class_id": c} for i, c in owners.items()}
         links = linked_ids(command, classes)
+        linked = await self.docs.instance_classes(db, links) if links else {}
+        pending |= await on_their_way(self.commands, self.events, db, AggregateType.INSTANCE,
+                                      [i for i in links if i not in linked])
         return InstanceContext(
             database_exists=True, classes=classes, current=current,
-            last_versions=await self.events.last_versions(command.db_name, AggregateType.INSTANCE, ids),
-            linked=await self.docs.instance_classes(command.db_name, links) if links else {},
-            pending_creates=frozenset(pending_class),
+            last_versions=await self.events.last_versions(db, AggregateType.INSTANCE, ids),
+            linked=linked, pending_creates=frozenset(pending),
         )
 
     async def _decide(self, command: Command, report: Report) -> list[Event]:

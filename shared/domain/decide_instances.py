@@ -151,6 +151,9 @@ def _check(command: Command, ctx: InstanceContext, data: dict[str, Any],
            base: dict[str, Any] | None = None) -> Checked:
     props = effective_properties(class_of(command), ctx.classes)
     checked = validate(props, data, base)
+    waiting = sorted({link.instance_id for link in checked.links} & ctx.pending_creates - set(ctx.linked))
+    if waiting:
+        raise DependencyPending(f"linked instances {waiting} are still being created")
     accepted = {link.target: descendants(link.target, ctx.classes) for link in checked.links}
     extra = link_problems(checked.links, ctx.linked, accepted)
     return Checked(checked.data, [*checked.problems, *extra], checked.links)

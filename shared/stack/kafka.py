@@ -177,11 +177,13 @@ async def _format_storage(settings: Settings) -> None:
     """Format the log dir on first start only."""
     if (_data(settings) / "meta.properties").exists():
         return
+    # One id in 32 starts with '-': passed as --cluster-id=… so the argument parser never takes it for
+    # an option (seen failing a fresh run).
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     await arun(
         [_java(), "-cp", _classpath(settings),
          f"-Dlog4j2.configurationFile={_root(settings) / 'log4j2.properties'}",
-         "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", _properties(settings)],
+         "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", _properties(settings)],
         timeout=120,
     )
 
