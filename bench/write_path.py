@@ -145,7 +145,7 @@ async def relay_alone(s: Settings, rows: int, progress: Progress, **relay_option
 
 
 async def system(s: Settings, token: str, n: int, concurrency: int, progress: Progress,
-                 wait: bool = True) -> dict[str, float]:
+                 wait: bool = True, rate: float = 0.0) -> dict[str, float]:
     base = f"http://{s.web_host}:{s.web_port}"
     submitting = progress.add_task(f"system: submit at concurrency {concurrency}", total=n)
     completing = progress.add_task("system: COMPLETED (seen on Redis)", total=n)
@@ -176,10 +176,14 @@ async def system(s: Settings, token: str, n: int, concurrency: int, progress: Pr
         listener = asyncio.create_task(listen())
         queue = list(range(n))
 
+        paced_from = time.perf_counter()
+
         async def worker() -> None:
             nonlocal rejected
             while queue:
                 i = queue.pop()
+                if rate:  # an open-loop load: command k goes out at k / rate seconds, whatever came back
+                    await asyncio.sleep(max(0.0, paced_from + (n - 1 - i) / rate - time.perf_counter()))
                 t0 = time.perf_counter()
                 async with http.post(f"{base}/api/v1/ontology/{db}/async/create", json={"id": f"C{i}"}) as resp:
                     body = await resp.json()
@@ -214,7 +218,8 @@ def line(label: str, value: float, unit: str, baseline: float | None = None, nam
     return f"  {label:<32} {value:10.0f} {unit}{ratio}"
 
 
-async def main(n: int, concurrency: int, relay_rows: int, own: bool, skip_system: bool, wait: bool) -> None:
+async def main(n: int, concurrency: int, relay_rows: int, own: bool, skip_system: bool, wait: bool,
+               rate: float) -> None:
     s = load()
     topic = s.topic(f"bench-raw-{uuid.uuid4().hex[:6]}")
     await kafka.ensure_topics(s, [topic], s.partitions)
@@ -226,10 +231,11 @@ async def main(n: int, concurrency: int, relay_rows: int, own: bool, skip_system
             forwarder = await faust_forwarder(s, 5000, progress)
             if own:
                 async with own_stack() as bench:
-                    result = await system(bench, issue(bench, bench.admin_user), n, concurrency, progress, wait)
+                    result = await system(bench, issue(bench, bench.admin_user), n, concurrency, progress, wait,
+                                          rate)
             else:
                 result = await system(s, (s.home / "admin.token").read_text().strip(), n, concurrency, progress,
-                                      wait)
+                                      wait, rate)
     print(f"baselines (same run; {os.cpu_count()} cores shared with everything else on the machine)")
     print(line("raw aiokafka produce", raw, "msgs/s"))
     if forwarder:
@@ -237,7 +243,8 @@ async def main(n: int, concurrency: int, relay_rows: int, own: bool, skip_system
     print(f"relay alone, {relay_rows} outbox rows backlog")
     print(line("relay", relay, "rows/s", raw, "raw produce"))
     if result and forwarder:
-        print(f"system, {n} commands at concurrency {concurrency}: accepted {result['accepted']:.0f}, "
+        paced = f", paced at {rate:g}/s" if rate else ""
+        print(f"system, {n} commands at concurrency {concurrency}{paced}: accepted {result['accepted']:.0f}, "
               f"rejected {result['rejected']:.0f}")
         print(line("accepted", result["accepted_per_s"], "commands/s", raw, "raw produce"))
         print(f"  {'submit latency':<32} p50 {result['submit_p50']:.1f} ms  p99 {result['submit_p99']:.1f} ms")
@@ -254,6 +261,8 @@ if __name__ == "__main__":
     parser.add_argument("--own-stack", action="store_true", help="relay, worker, web of a bench namespace")
     parser.add_argument("--relay-only", action="store_true", help="only the relay and its baseline")
     parser.add_argument("--submit-only", action="store_true", help="do not wait for the commands to complete")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="submit at this many commands/s (open loop; e.g. half the measured end-to-end rate)")
     args = parser.parse_args()
     asyncio.run(main(args.n, args.concurrency, args.relay_rows, args.own_stack, args.relay_only,
-                     not args.submit_only))
+                     not args.submit_only, args.rate))
