@@ -108,3 +108,20 @@ def test_update_and_delete_need_the_instance_in_that_class() -> None:
     assert decide_instances(stale, ctx(current=current))[0].data["error"]["code"] == "conflict"
     other = command(CommandType.DELETE_INSTANCE, {"class_id": "Company"})
     assert decide_instances(other, ctx(current=current))[0].data["error"]["code"] == "not_found"
+
+
+def test_relationships_are_filled_with_instance_ids() -> None:
+    classes = {**CLASSES, "Team": {**cls("Team", {"name": "title", "type": "string"}), "relationships": [
+        {"predicate": "members", "target": "Person", "cardinality": "n:m"},
+        {"predicate": "sponsor", "target": "Company", "cardinality": "n:1"}]}}
+    make = command(CommandType.CREATE_INSTANCE, {"class_id": "Team", "data": {
+        "instance_id": "t1", "title": "Core", "members": "p1", "sponsor": "s1"}}, "t1")
+    [event] = decide_instances(make, InstanceContext(database_exists=True, classes=classes,
+                                                     linked={"p1": "Person", "s1": "Startup"}))
+    assert event.data["data"] == {"title": "Core", "members": ["p1"], "sponsor": "s1"}
+    bad = command(CommandType.CREATE_INSTANCE, {"class_id": "Team", "data": {
+        "instance_id": "t2", "members": ["p1", "nobody"], "sponsor": ["s1"]}}, "t2")
+    [failed] = decide_instances(bad, InstanceContext(database_exists=True, classes=classes,
+                                                     linked={"p1": "Person"}))
+    problems = failed.data["error"]["problems"]
+    assert sorted(p["field"] for p in problems) == ["members", "sponsor"], problems

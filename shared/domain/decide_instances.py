@@ -13,6 +13,7 @@ from shared.domain.instances import (
     ClassNotUsable,
     descendants,
     effective_properties,
+    effective_relationships,
     lineage,
     link_problems,
     validate,
@@ -53,6 +54,7 @@ def linked_ids(command: Command, classes: dict[str, dict[str, Any]]) -> list[str
     """Instance ids the command's link properties name (best effort; validation judges them later)."""
     try:
         props = effective_properties(class_of(command), classes)
+        slots = effective_relationships(class_of(command), classes)
     except (ClassNotUsable, ValueError):
         return []
     out: set[str] = set()
@@ -61,6 +63,8 @@ def linked_ids(command: Command, classes: dict[str, dict[str, Any]]) -> list[str
             prop = props.get(name)
             if prop is not None and prop.type == "link" and isinstance(value, str):
                 out.add(value)
+            elif name in slots:
+                out.update(v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str))
     return sorted(out)
 
 
@@ -150,7 +154,7 @@ def decide_instances(command: Command, ctx: InstanceContext) -> list[Event]:
 def _check(command: Command, ctx: InstanceContext, data: dict[str, Any],
            base: dict[str, Any] | None = None) -> Checked:
     props = effective_properties(class_of(command), ctx.classes)
-    checked = validate(props, data, base)
+    checked = validate(props, data, base, effective_relationships(class_of(command), ctx.classes))
     waiting = sorted({link.instance_id for link in checked.links} & ctx.pending_creates - set(ctx.linked))
     if waiting:
         raise DependencyPending(f"linked instances {waiting} are still being created")

@@ -60,6 +60,26 @@ def effective_properties(class_id: str, classes: dict[str, dict[str, Any]]) -> d
     return props
 
 
+MANY = frozenset({"many", "1:n", "n:m"})
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A relationship an instance may fill: instance id(s) of `target` (a list when `many`)."""
+
+    target: str
+    many: bool
+
+
+def effective_relationships(class_id: str, classes: dict[str, dict[str, Any]]) -> dict[str, Slot]:
+    """The class's relationships with its ancestors', by predicate (a subclass's own one wins)."""
+    slots: dict[str, Slot] = {}
+    for doc in lineage(class_id, classes):
+        for rel in doc.get("relationships", []):
+            slots[rel["predicate"]] = Slot(rel["target"], rel.get("cardinality", "n:1") in MANY)
+    return slots
+
+
 def descendants(class_id: str, classes: dict[str, dict[str, Any]]) -> set[str]:
     """The class and every class that inherits from it (links to a class accept its subclasses)."""
     result = {class_id}
@@ -165,16 +185,18 @@ class Checked:
     links: list[LinkRef]
 
 
-def validate(props: dict[str, Property], data: dict[str, Any], base: dict[str, Any] | None = None) -> Checked:
-    """Validate `data` (a create's properties, or an update's changed properties over `base`).
-    Every problem is listed; `data` in the result is the full property map that would be stored."""
+def validate(props: dict[str, Property], data: dict[str, Any], base: dict[str, Any] | None = None,
+             slots: dict[str, Slot] | None = None) -> Checked:
+    """Validate `data` (a create's properties and relationships, or an update's changed ones over
+    `base`). Every problem is listed; `data` in the result is the full map that would be stored."""
     problems: list[dict[str, str]] = []
+    slots = slots or {}
     merged = dict(base or {})
     for name, value in data.items():
         if name == "instance_id":
             continue
-        if name not in props:
-            problems.append({"field": name, "message": f"{name!r} is not a property of this class"})
+        if name not in props and name not in slots:
+            problems.append({"field": name, "message": f"{name!r} is not a property or relationship of this class"})
             continue
         merged[name] = value
     if base is None:  # defaults fill what a create leaves out
@@ -197,6 +219,19 @@ def validate(props: dict[str, Property], data: dict[str, Any], base: dict[str, A
             problems.append({"field": name, "message": f"{name!r} {msg} (got {value!r})"})
         if prop.type == "link" and prop.target:
             links.append(LinkRef(name, prop.target, value))
+    for name, slot in slots.items():
+        value = merged.get(name)
+        if value is None:
+            merged.pop(name, None)
+            continue
+        ids = value if slot.many and isinstance(value, list) else [value]
+        if slot.many:
+            merged[name] = ids  # a many-relationship is stored as a list, even when given one id
+        if not all(isinstance(i, str) and i for i in ids):
+            shape = "an instance_id or a list of them" if slot.many else "an instance_id"
+            problems.append({"field": name, "message": f"relationship {name!r} must be {shape} (got {value!r})"})
+            continue
+        links.extend(LinkRef(name, slot.target, i) for i in ids)
     return Checked(data=merged, problems=problems, links=links)
 
 
