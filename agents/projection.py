@@ -22,7 +22,7 @@ from streams.topics import projection_dead_letters
 log = logging.getLogger(__name__)
 
 BATCH = 500
-WITHIN = 0.2  # seconds to wait for a batch to fill
+WITHIN = 0.05  # seconds to wait for a batch to fill (under load batches fill while a bulk is in flight)
 ATTEMPTS = 8  # then the events go to the projection dead-letter topic with their error
 BACKOFF = 0.2  # first retry delay, doubled each time ...
 BACKOFF_CAP = 10.0  # ... up to this (about 35 s over all attempts)

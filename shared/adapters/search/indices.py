@@ -62,7 +62,9 @@ CLASS_MAPPINGS: dict[str, Any] = {
 MAPPINGS = {INSTANCES: INSTANCE_MAPPINGS, CLASSES: CLASS_MAPPINGS}
 # gc_deletes: how long a delete's version is remembered. Long, so a late older event cannot resurrect a
 # deleted document (the default is 60 s).
-INDEX_SETTINGS = {"number_of_shards": 1, "number_of_replicas": 0, "gc_deletes": "7d"}
+# refresh_interval: a projected change is searchable within a quarter second (ES's default is 1 s);
+# these indices are small and written in batches, so the extra refreshes cost little.
+INDEX_SETTINGS = {"number_of_shards": 1, "number_of_replicas": 0, "gc_deletes": "7d", "refresh_interval": "250ms"}
 
 
 def client(settings: Settings, timeout: float = 30.0) -> AsyncElasticsearch:
