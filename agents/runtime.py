@@ -18,6 +18,7 @@ from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.adapters.postgres.pool import create_pool
 from shared.application.execute import Executor, Report
 from shared.application.instances import InstanceExecutor
+from shared.application.retry import is_transient
 from shared.config import Settings
 from shared.domain.commands import AggregateType, Command
 from shared.domain.events import Event
@@ -52,14 +53,33 @@ async def open_runtime(settings: Settings) -> Runtime:
     # Several agents ask at once when the worker starts: one opens, the others wait for it (two
     # runtimes would leave one producer unreferenced, and its sends would never complete).
     async with _opening:
-        if _runtime is None:
-            _runtime = await _open(settings)
+        delay = 0.2
+        while _runtime is None:
+            try:
+                _runtime = await _open(settings)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                # A store or the broker is away (e.g. the worker started before PostgreSQL): wait for
+                # it rather than fail every command handed to this worker meanwhile.
+                log.warning("worker runtime not open yet (%s: %s), retrying in %.1fs", type(exc).__name__,
+                            exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
     return _runtime
 
 
 async def _open(settings: Settings) -> Runtime:
     log.info("opening the worker runtime")
     pool = await create_pool(settings.pg_dsn, min_size=2, max_size=16)
+    try:
+        return await _open_with(settings, pool)
+    except BaseException:
+        await pool.close()
+        raise
+
+
+async def _open_with(settings: Settings, pool: asyncpg.Pool) -> Runtime:
     commands = PostgresCommandLog(pool)
 
     def event_topic(command: Command) -> str:

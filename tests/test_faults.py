@@ -298,3 +298,23 @@ async def test_postgres_restarted_mid_run(faults: Faults) -> None:
     assert "RETRYING" in history, history
     assert stack.relay.proc is not None and stack.relay.proc.poll() is None, "the relay should have reconnected"
     assert stack.worker.proc is not None and stack.worker.proc.poll() is None
+
+
+async def test_worker_started_while_postgres_is_down(faults: Faults) -> None:
+    """A worker that starts while PostgreSQL is away waits for it (its runtime opens with retries) and
+    then executes what was queued meanwhile, once."""
+    stack, settings = faults.stack, faults.settings
+    db = await stack.new_database()
+    stack.worker.stop()
+    queued = await faults.create_classes(db, "Queued", 3)
+    await eventually(lambda: faults.pool.fetchval("SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"),
+                     30, "the relay should have published the queued commands")
+    await asyncio.to_thread(postgres.stop, settings)
+    try:
+        stack.worker.start()
+        await asyncio.sleep(6)  # the worker joins its group and gets the commands, PostgreSQL still away
+        assert stack.worker.proc is not None and stack.worker.proc.poll() is None, stack.worker.log_tail()
+    finally:
+        await postgres.start(settings)
+    await stack.wait_healthy()
+    await faults.all_completed_once(queued)

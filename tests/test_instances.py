@@ -1,6 +1,7 @@
 """Instances end to end on the real services: archive object, document and event agree; bulk; redelivery."""
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -201,3 +202,27 @@ async def test_a_link_to_an_instance_submitted_just_before_waits_for_it(stack: S
     assert (await stack.wait(first))["status"] == "COMPLETED"
     done = await stack.wait(second)
     assert done["status"] == "COMPLETED", done
+
+
+async def test_instance_commands_wait_out_an_s3_outage(stack: Stack, settings: Settings,
+                                                       archive: EventArchive) -> None:
+    from shared.stack import s3
+
+    if not s3.enabled(settings):
+        pytest.skip("the archive is the local directory (SPICE_S3_ENDPOINT is empty): no S3 server to stop")
+    db = await ontology(stack)
+    s3.stop(settings)
+    try:
+        command_id = await stack.submit("POST", f"/api/v1/instances/{db}/async/Company/create",
+                                        {"data": {"instance_id": "outage", "title": "Waits"}})
+        deadline = asyncio.get_running_loop().time() + 30
+        statuses: list[str] = []
+        while "RETRYING" not in statuses and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.2)
+            statuses = [h["status"] for h in (await stack.status(command_id))["result"]["history"]]
+        assert "RETRYING" in statuses, statuses
+    finally:
+        await s3.start(settings)
+    done = await stack.wait(command_id, timeout=60)
+    assert done["status"] == "COMPLETED", done
+    assert len(await archive.keys(f"{db}/Company/outage/")) == 1

@@ -10,6 +10,8 @@ from typing import TypeVar
 
 import asyncpg
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+from botocore.exceptions import ConnectionError as S3ConnectionError
+from botocore.exceptions import HTTPClientError as S3HTTPClientError
 
 T = TypeVar("T")
 
@@ -24,6 +26,8 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.TransactionRollbackError,  # SerializationError, DeadlockDetectedError
     KafkaConnectionError,
     KafkaTimeoutError,
+    S3ConnectionError,  # the S3 archive unreachable (EndpointConnectionError, connect timeout)
+    S3HTTPClientError,  # the S3 connection dropped or read timed out mid-request
 )
 
 
