@@ -235,7 +235,10 @@ async def sweep(settings: Settings, leader: asyncio.Event, stop: asyncio.Event) 
             conn = await connect(settings.pg_dsn)
             try:
                 count = await requeue_stale_commands(conn, settings.redeliver_after_seconds, topic_for)
-                count += await requeue_unapplied_commands(conn, settings.redeliver_after_seconds, topic_for)
+                if not settings.terminusdb_url:
+                    # This check reads the embedded PostgreSQL document store; with TerminusDB as the
+                    # document store it would see every document as missing (not done for TerminusDB).
+                    count += await requeue_unapplied_commands(conn, settings.redeliver_after_seconds, topic_for)
             finally:
                 await conn.close()
             if count:
