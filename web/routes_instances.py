@@ -15,7 +15,7 @@ from web.auth import authorize
 from web.bodies import accepted, idempotency_key, int_param, json_body, model_body
 from web.context import actor, services
 from web.routes_commands import _status, class_id, db_name
-from web.routes_reads import _as_of, _page, _require_db
+from web.routes_reads import as_of_param, page_of, require_readable_db
 
 routes = web.RouteTableDef()
 BASE = "/api/v1/instances/{db_name}"
@@ -91,7 +91,7 @@ routes.get(BASE + "/async/command/{command_id}/status")(_status)
 
 @routes.get(BASE + "/{class_id}")
 async def list_instances(request: web.Request) -> web.Response:
-    name, cid = await _require_db(request), class_id(request)
+    name, cid = await require_readable_db(request), class_id(request)
     limit = int_param(request, "limit", lo=1, hi=1000, default=100)
     offset = int_param(request, "offset", lo=0, default=0)
     assert limit is not None and offset is not None
@@ -101,7 +101,7 @@ async def list_instances(request: web.Request) -> web.Response:
 
 
 async def _history(request: web.Request) -> tuple[str, str, str, list[Event]]:
-    name, cid, iid = await _require_db(request), class_id(request), instance_id(request)
+    name, cid, iid = await require_readable_db(request), class_id(request), instance_id(request)
     history = await services(request).events.history(name, AggregateType.INSTANCE, iid)
     if not history or history[0].data.get("class_id") != cid:
         raise SubmitError(404, f"instance {iid!r} of class {cid!r} does not exist in {name!r}",
@@ -111,9 +111,9 @@ async def _history(request: web.Request) -> tuple[str, str, str, list[Event]]:
 
 @routes.get(BASE + "/{class_id}/{instance_id}")
 async def get_instance(request: web.Request) -> web.Response:
-    name, cid, iid = await _require_db(request), class_id(request), instance_id(request)
+    name, cid, iid = await require_readable_db(request), class_id(request), instance_id(request)
     version = int_param(request, "version", lo=1)
-    as_of = _as_of(request)
+    as_of = as_of_param(request)
     if version is None and as_of is None:
         doc = await services(request).docs.get_instance(name, iid)
         if doc is None or doc["class_id"] != cid:
@@ -143,7 +143,7 @@ def _change(event: Event) -> dict[str, Any]:
 async def instance_history(request: web.Request) -> web.Response:
     name, cid, iid, history = await _history(request)
     items = [{**_change(e), "state": view(e.data) if not e.data.get("deleted") else None} for e in history]
-    return web.json_response({"instance_id": iid, "class_id": cid, "db_name": name, **_page(request, items)})
+    return web.json_response({"instance_id": iid, "class_id": cid, "db_name": name, **page_of(request, items)})
 
 
 @routes.get(BASE + "/{class_id}/{instance_id}/provenance")

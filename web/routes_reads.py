@@ -18,7 +18,7 @@ from web.routes_commands import class_id, db_name
 routes = web.RouteTableDef()
 
 
-async def _require_db(request: web.Request) -> str:
+async def require_readable_db(request: web.Request) -> str:
     name = db_name(request)
     if await services(request).docs.database(name) is None:
         raise SubmitError(404, f"database {name!r} does not exist", db_name=name)
@@ -26,7 +26,7 @@ async def _require_db(request: web.Request) -> str:
     return name
 
 
-def _page(request: web.Request, items: list[dict[str, Any]]) -> dict[str, Any]:
+def page_of(request: web.Request, items: list[dict[str, Any]]) -> dict[str, Any]:
     limit = int_param(request, "limit", lo=1, hi=1000, default=100)
     offset = int_param(request, "offset", lo=0, default=0)
     assert limit is not None and offset is not None
@@ -36,25 +36,25 @@ def _page(request: web.Request, items: list[dict[str, Any]]) -> dict[str, Any]:
 @routes.get("/api/v1/database/list")
 async def list_databases(request: web.Request) -> web.Response:
     dbs = [d for d in await services(request).docs.databases() if await role_of(request, d["name"])]
-    return web.json_response({**_page(request, dbs), "databases": [d["name"] for d in dbs]})
+    return web.json_response({**page_of(request, dbs), "databases": [d["name"] for d in dbs]})
 
 
 @routes.get("/api/v1/database/{db_name}")
 async def get_database(request: web.Request) -> web.Response:
-    name = await _require_db(request)
+    name = await require_readable_db(request)
     return web.json_response(await services(request).docs.database(name))
 
 
 @routes.get("/api/v1/database/{db_name}/grants")
 async def list_grants(request: web.Request) -> web.Response:
-    name = await _require_db(request)
-    return web.json_response(_page(request, await services(request).docs.grants(name)))
+    name = await require_readable_db(request)
+    return web.json_response(page_of(request, await services(request).docs.grants(name)))
 
 
 @routes.get("/api/v1/ontology/{db_name}/classes")
 async def list_classes(request: web.Request) -> web.Response:
-    name = await _require_db(request)
-    return web.json_response(_page(request, await services(request).docs.classes(name)))
+    name = await require_readable_db(request)
+    return web.json_response(page_of(request, await services(request).docs.classes(name)))
 
 
 def _history_entry(event: Event) -> dict[str, Any]:
@@ -65,7 +65,7 @@ def _history_entry(event: Event) -> dict[str, Any]:
     }
 
 
-def _as_of(request: web.Request) -> datetime | None:
+def as_of_param(request: web.Request) -> datetime | None:
     raw = request.query.get("as_of")
     if not raw:
         return None
@@ -78,10 +78,10 @@ def _as_of(request: web.Request) -> datetime | None:
 
 @routes.get("/api/v1/ontology/{db_name}/classes/{class_id}")
 async def get_class(request: web.Request) -> web.Response:
-    name, cid = await _require_db(request), class_id(request)
+    name, cid = await require_readable_db(request), class_id(request)
     svc = services(request)
     version = int_param(request, "version", lo=1)
-    as_of = _as_of(request)
+    as_of = as_of_param(request)
     if version is None and as_of is None:
         doc = await svc.docs.get_class(name, cid)
         if doc is None:
@@ -102,9 +102,9 @@ async def get_class(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/ontology/{db_name}/classes/{class_id}/history")
 async def class_history(request: web.Request) -> web.Response:
-    name, cid = await _require_db(request), class_id(request)
+    name, cid = await require_readable_db(request), class_id(request)
     history = await services(request).events.history(name, AggregateType.ONTOLOGY_CLASS, cid)
     if not history:
         raise SubmitError(404, f"class {cid!r} has no history in {name!r}", class_id=cid)
     items = [_history_entry(e) for e in history]
-    return web.json_response({"class_id": cid, "db_name": name, **_page(request, items)})
+    return web.json_response({"class_id": cid, "db_name": name, **page_of(request, items)})

@@ -8,20 +8,10 @@ from elasticsearch import ApiError, TransportError
 
 from shared.adapters.search.query import BadQuery, parse_instance_query, parse_paging, search_classes, search_instances
 from shared.application.submit import SubmitError
-from shared.domain.access import Role
-from web.auth import authorize
 from web.context import services
-from web.routes_commands import db_name
+from web.routes_reads import require_readable_db
 
 routes = web.RouteTableDef()
-
-
-async def _require_reader(request: web.Request) -> str:
-    name = db_name(request)
-    if await services(request).docs.database(name) is None:
-        raise SubmitError(404, f"database {name!r} does not exist", db_name=name)
-    await authorize(request, name, Role.READER)
-    return name
 
 
 def _es(request: web.Request) -> Any:
@@ -46,7 +36,7 @@ async def _answer(request: web.Request, call: Any) -> web.Response:
 
 @routes.get("/api/v1/search/{db_name}")
 async def search(request: web.Request) -> web.Response:
-    name = await _require_reader(request)
+    name = await require_readable_db(request)
     svc = services(request)
     try:
         query = parse_instance_query(request.query)
@@ -58,7 +48,7 @@ async def search(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/search/{db_name}/classes")
 async def search_class(request: web.Request) -> web.Response:
-    name = await _require_reader(request)
+    name = await require_readable_db(request)
     try:
         limit, offset = parse_paging(request.query)
     except BadQuery as exc:
