@@ -109,7 +109,7 @@ async def delete_class(request: web.Request) -> web.Response:
     return _answer(command, f"Ontology deletion command accepted for {cid!r}", class_id=cid)
 
 
-async def _status(request: web.Request) -> web.Response:
+async def status_route(request: web.Request) -> web.Response:
     raw = request.match_info["command_id"]
     command_id = parse_command_id(raw)
     record = await lookup(services(request), command_id) if command_id else None
@@ -125,8 +125,8 @@ async def may_see(request: web.Request, record: StatusRecord) -> None:
         raise SubmitError(403, f"command {record.command_id} is not yours", command_id=record.command_id)
 
 
-routes.get("/api/v1/commands/{command_id}")(_status)
-routes.get("/api/v1/ontology/{db_name}/async/command/{command_id}/status")(_status)
+routes.get("/api/v1/commands/{command_id}")(status_route)
+routes.get("/api/v1/ontology/{db_name}/async/command/{command_id}/status")(status_route)
 
 
 def _wait_params(request: web.Request) -> tuple[float, float]:

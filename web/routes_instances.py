@@ -14,7 +14,7 @@ from shared.domain.instances import check_instance_id
 from web.auth import authorize
 from web.bodies import accepted, idempotency_key, int_param, json_body, model_body
 from web.context import actor, services
-from web.routes_commands import _status, class_id, db_name
+from web.routes_commands import class_id, db_name, status_route
 from web.routes_reads import as_of_param, page_of, require_readable_db
 
 routes = web.RouteTableDef()
@@ -86,7 +86,7 @@ async def bulk_create(request: web.Request) -> web.Response:
                     db_name=name, class_id=cid, count=len(ids), instance_ids=ids)
 
 
-routes.get(BASE + "/async/command/{command_id}/status")(_status)
+routes.get(BASE + "/async/command/{command_id}/status")(status_route)
 
 
 @routes.get(BASE + "/{class_id}")
