@@ -125,3 +125,16 @@ def test_relationships_are_filled_with_instance_ids() -> None:
                                                      linked={"p1": "Person"}))
     problems = failed.data["error"]["problems"]
     assert sorted(p["field"] for p in problems) == ["members", "sponsor"], problems
+
+
+def test_produced_commands_without_ids_get_stable_ones_and_malformed_ones_fail() -> None:
+    bulk = command(CommandType.BULK_CREATE_INSTANCES, {"class_id": "Company", "instances": [{"title": "a"}, {}]},
+                   "Company")
+    first = [e.aggregate_id for e in decide_instances(bulk, ctx())]
+    assert first == [e.aggregate_id for e in decide_instances(bulk, ctx())] and len(set(first)) == 2
+    single = command(CommandType.CREATE_INSTANCE, {"class_id": "Company", "data": {"title": "x"}}, "given-id")
+    assert decide_instances(single, ctx())[0].aggregate_id == "given-id"
+    for payload in ({"data": {}}, {"class_id": "Company", "data": []}, {"class_id": "Company", "instances": 3}):
+        kind = CommandType.BULK_CREATE_INSTANCES if "instances" in payload else CommandType.CREATE_INSTANCE
+        [failed] = decide_instances(command(kind, payload), ctx())
+        assert failed.failed and failed.data["error"]["code"] == "invalid", payload

@@ -13,9 +13,11 @@ from shared.domain.commands import AggregateType, Command, CommandType
 from shared.domain.decide import DependencyPending, failure
 from shared.domain.decide_instances import (
     InstanceContext,
+    MalformedPayload,
     class_of,
     decide_instances,
     instance_ids,
+    items_of,
     linked_ids,
 )
 from shared.domain.events import Event, EventType
@@ -75,6 +77,10 @@ class InstanceExecutor:
 
     async def context(self, command: Command) -> InstanceContext:
         db = command.db_name
+        try:
+            class_of(command), items_of(command)
+        except MalformedPayload:
+            return InstanceContext(database_exists=True, classes={})  # the decider fails it, saying why
         database = await self.docs.database(db)
         if database is None:
             on_way = await on_their_way(self.commands, self.events, db, AggregateType.DATABASE, [db])

@@ -1,6 +1,7 @@
 """Deciding instance commands: validate against the class as it stands, then the events to append."""
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -34,14 +35,35 @@ class InstanceContext:
 
 
 def items_of(command: Command) -> list[dict[str, Any]]:
-    """The property maps a create or bulk create carries (each with its instance_id)."""
+    """The property maps a create or bulk create carries, each with its instance_id. The HTTP view
+    fixes the ids when it records the command; a command produced straight to Kafka may leave them
+    out, and then they are derived from the command (the same on every redelivery)."""
     if command.command_type is CommandType.BULK_CREATE_INSTANCES:
-        return list(command.payload["instances"])
-    return [command.payload.get("data", {})]
+        items = command.payload.get("instances")
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise MalformedPayload("a bulk create needs 'instances': a list of objects")
+        prefix = class_of(command).lower()
+        return [i if i.get("instance_id") else {**i, "instance_id": f"{prefix}-{derived_id(command, n)}"}
+                for n, i in enumerate(items)]
+    data = command.payload.get("data", {})
+    if not isinstance(data, dict):
+        raise MalformedPayload("'data' must be an object of property values")
+    return [data if data.get("instance_id") else {**data, "instance_id": command.aggregate_id}]
+
+
+def derived_id(command: Command, index: int) -> str:
+    return uuid.uuid5(command.command_id, str(index)).hex[:16]
+
+
+class MalformedPayload(ValueError):
+    """An instance command whose payload does not have the shape its type needs."""
 
 
 def class_of(command: Command) -> str:
-    return str(command.payload["class_id"])
+    class_id = command.payload.get("class_id")
+    if not isinstance(class_id, str) or not class_id:
+        raise MalformedPayload("the payload names no 'class_id'")
+    return class_id
 
 
 def instance_ids(command: Command) -> list[str]:
@@ -102,6 +124,10 @@ def _usable_class(command: Command, ctx: InstanceContext) -> Event | None:
 def decide_instances(command: Command, ctx: InstanceContext) -> list[Event]:
     """The events of an instance command: one per instance, or a single COMMAND_FAILED listing every
     problem (then nothing at all is written)."""
+    try:
+        class_of(command), items_of(command)
+    except MalformedPayload as exc:
+        return [failure(command, "invalid", f"malformed {command.command_type.value} command: {exc}")]
     if not ctx.database_exists:
         if command.db_name in ctx.pending_creates:
             raise DependencyPending(f"database {command.db_name!r} is still being created")
