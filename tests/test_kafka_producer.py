@@ -77,3 +77,37 @@ async def test_producer_commands_and_dead_letters(stack: Stack, pool: asyncpg.Po
         assert await pool.fetchval("SELECT count(*) FROM commands WHERE db_name = $1 AND aggregate_id = $2",
                                    db, never) == 0
     uuid.UUID(str(good.command_id))
+
+
+async def test_produced_instance_commands(stack: Stack, pool: asyncpg.Pool) -> None:
+    """An instance and a bulk create produced to Kafka without instance ids: ids from the command,
+    archived and stored like HTTP submissions."""
+    settings = stack.settings
+    db = await stack.new_database()
+    done = await stack.run("POST", f"/api/v1/ontology/{db}/async/create",
+                           {"id": "Company", "properties": [{"name": "title", "type": "string"}]})
+    assert done["status"] == "COMPLETED", done
+    single = Command(command_type=CommandType.CREATE_INSTANCE, aggregate_id="acme", db_name=db, actor="x",
+                     payload={"class_id": "Company", "data": {"title": "Acme"}})
+    bulk = Command(command_type=CommandType.BULK_CREATE_INSTANCES, aggregate_id="Company", db_name=db, actor="x",
+                   payload={"class_id": "Company", "instances": [{"title": "a"}, {"title": "b"}]})
+    auth = [("authorization", f"Bearer {stack.token('alice')}".encode())]
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        for command in (single, bulk):
+            await producer.send_and_wait(settings.topic("instance-commands"), command.model_dump_json().encode(),
+                                         key=command.stream_key.encode(), headers=auth)
+    finally:
+        await producer.stop()
+    for command in (single, bulk):
+        for _ in range(300):
+            if (await stack.request("GET", f"/api/v1/commands/{command.command_id}"))[0] == 200:
+                break
+            await asyncio.sleep(0.1)
+        final = await stack.wait(str(command.command_id))
+        assert final["status"] == "COMPLETED", final
+    code, doc = await stack.request("GET", f"/api/v1/instances/{db}/Company/acme")
+    assert code == 200 and doc["title"] == "Acme" and doc["created_by"] == "alice", doc
+    code, page = await stack.request("GET", f"/api/v1/instances/{db}/Company")
+    assert page["total"] == 3
