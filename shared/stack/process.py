@@ -96,13 +96,17 @@ async def wait_until(
 ) -> None:
     """Poll `probe` until it is true; on timeout (or when `alive` turns false) raise with the log tails."""
     end = time.monotonic() + deadline
+    gone = 0
     while True:
         try:
             if await probe():
                 return
         except Exception:  # a probe failing just means "not yet"
             pass
-        died = alive is not None and not alive()
+        # Dead only when seen dead three times running: right after a start, /proc here was once seen
+        # without the new process's command line (a fresh-clone run failed on a versitygw that was up).
+        gone = gone + 1 if alive is not None and not alive() else 0
+        died = gone >= 3
         if died or time.monotonic() >= end:
             why = "exited while starting" if died else f"not ready after {deadline:.0f}s"
             tails = "\n".join(f"--- {p} ---\n{excerpt(p)}" for p in logs)
