@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -29,12 +30,26 @@ from shared.stack import kafka, postgres, redis
 from tests.stack import ROOT, Process, Stack
 from tests.stack import test_env as env_for  # aliased: pytest would collect a test_* name
 
+
+def free_ports(n: int) -> list[str]:
+    """Loopback ports free right now (a service left over from an earlier run cannot collide)."""
+    probes = [socket.socket() for _ in range(n)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [str(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 # Ports of this module's own services: the shared ones (55432/56379/59092) are never touched here.
+_PG, _REDIS, _KAFKA, _CONTROLLER, _WEB, _WORKER = free_ports(6)
 PRIVATE = {
-    "SPICE_PG_PORT": "55532", "SPICE_REDIS_PORT": "56479", "SPICE_KAFKA_PORT": "59192",
-    "SPICE_KAFKA_CONTROLLER_PORT": "59193",
-    "SPICE_WEB_PORT": os.environ.get("SPICE_FAULTS_WEB_PORT", "58602"),
-    "SPICE_WORKER_WEB_PORT": os.environ.get("SPICE_FAULTS_WORKER_PORT", "58666"),
+    "SPICE_PG_PORT": _PG, "SPICE_REDIS_PORT": _REDIS, "SPICE_KAFKA_PORT": _KAFKA,
+    "SPICE_KAFKA_CONTROLLER_PORT": _CONTROLLER,
+    "SPICE_WEB_PORT": os.environ.get("SPICE_FAULTS_WEB_PORT", _WEB),
+    "SPICE_WORKER_WEB_PORT": os.environ.get("SPICE_FAULTS_WORKER_PORT", _WORKER),
     "SPICE_S3_ENDPOINT": "",  # the embedded local-directory archive, under the private home
     "SPICE_RETRY_BASE_DELAY": "0.05", "SPICE_RETRY_MAX_DELAY": "1", "SPICE_RETRY_POISON_ATTEMPTS": "3",
 }
