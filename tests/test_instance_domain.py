@@ -134,7 +134,9 @@ def test_produced_commands_without_ids_get_stable_ones_and_malformed_ones_fail()
     assert first == [e.aggregate_id for e in decide_instances(bulk, ctx())] and len(set(first)) == 2
     single = command(CommandType.CREATE_INSTANCE, {"class_id": "Company", "data": {"title": "x"}}, "given-id")
     assert decide_instances(single, ctx())[0].aggregate_id == "given-id"
-    for payload in ({"data": {}}, {"class_id": "Company", "data": []}, {"class_id": "Company", "instances": 3}):
+    malformed: list[dict[str, Any]] = [{"data": {}}, {"class_id": "Company", "data": []},
+                                       {"class_id": "Company", "instances": 3}]
+    for payload in malformed:
         kind = CommandType.BULK_CREATE_INSTANCES if "instances" in payload else CommandType.CREATE_INSTANCE
         [failed] = decide_instances(command(kind, payload), ctx())
         assert failed.failed and failed.data["error"]["code"] == "invalid", payload
