@@ -202,9 +202,6 @@ async def test_submit_an_instance(page: Page, stack: Stack) -> None:
     done = await stack.run("POST", f"/api/v1/ontology/{db}/async/create",
                            {"id": "Company", "properties": [{"name": "name", "type": "string", "required": True}]})
     assert done["status"] == "COMPLETED", done
-    code, body = await stack.request("POST", f"/api/v1/instances/{db}/async/Company/create", {"data": {"name": 1}})
-    if code in (404, 405) and "Company" not in json.dumps(body):
-        pytest.skip(f"instance routes are not served yet ({code} {body})")
     await sign_in(page, stack)
     await page.evaluate(f"(() => {{ const s = document.getElementById('db-select');"
                         f" s.append(new Option({js(db)}, {js(db)})); s.value = {js(db)}; }})()")

@@ -10,12 +10,12 @@ from shared.application.submit_instances import BulkCreate, InstanceCreate, Inst
 from shared.domain.access import Role
 from shared.domain.commands import AggregateType, iso
 from shared.domain.events import Event
-from shared.domain.instances import check_instance_id
+from shared.domain.instances import check_instance_id, instance_view
 from web.auth import authorize
 from web.bodies import accepted, idempotency_key, int_param, json_body, model_body
 from web.context import actor, services
 from web.routes_commands import class_id, db_name, status_route
-from web.routes_reads import as_of_param, page_of, require_readable_db
+from web.routes_reads import as_of_param, page_of, require_readable_db, state_then
 
 routes = web.RouteTableDef()
 BASE = "/api/v1/instances/{db_name}"
@@ -30,14 +30,6 @@ def instance_id(request: web.Request) -> str:
 
 def submitter(request: web.Request) -> InstanceSubmitter:
     return InstanceSubmitter(services(request).submitter)
-
-
-def view(doc: dict[str, Any]) -> dict[str, Any]:
-    """An instance as the API shows it: its properties at the top level (and under `data`), with its
-    version and provenance."""
-    data = dict(doc.get("data") or {})
-    meta = {k: v for k, v in doc.items() if k != "data"}
-    return {"instance_id": doc["instance_id"], "class_id": doc["class_id"], **data, "data": data, **meta}
 
 
 @routes.post(BASE + "/async/{class_id}/create")
@@ -97,21 +89,25 @@ async def list_instances(request: web.Request) -> web.Response:
     assert limit is not None and offset is not None
     total, docs = await services(request).docs.instances(name, cid, limit, offset)
     return web.json_response({"total": total, "limit": limit, "offset": offset, "class_id": cid,
-                              "items": [view(d) for d in docs]})
+                              "items": [instance_view(d) for d in docs]})
 
 
-async def _history(request: web.Request) -> tuple[str, str, str, list[Event]]:
-    name, cid, iid = await require_readable_db(request), class_id(request), instance_id(request)
+async def _addressed(request: web.Request) -> tuple[str, str, str]:
+    """The readable database, the class and the instance the path names."""
+    return await require_readable_db(request), class_id(request), instance_id(request)
+
+
+async def _history(request: web.Request, name: str, cid: str, iid: str) -> list[Event]:
     history = await services(request).events.history(name, AggregateType.INSTANCE, iid)
     if not history or history[0].data.get("class_id") != cid:
         raise SubmitError(404, f"instance {iid!r} of class {cid!r} does not exist in {name!r}",
                           instance_id=iid, class_id=cid)
-    return name, cid, iid, history
+    return history
 
 
 @routes.get(BASE + "/{class_id}/{instance_id}")
 async def get_instance(request: web.Request) -> web.Response:
-    name, cid, iid = await require_readable_db(request), class_id(request), instance_id(request)
+    name, cid, iid = await _addressed(request)
     version = int_param(request, "version", lo=1)
     as_of = as_of_param(request)
     if version is None and as_of is None:
@@ -119,18 +115,11 @@ async def get_instance(request: web.Request) -> web.Response:
         if doc is None or doc["class_id"] != cid:
             raise SubmitError(404, f"instance {iid!r} of class {cid!r} does not exist in {name!r}",
                               instance_id=iid, class_id=cid)
-        return web.json_response(view(doc))
-    _, _, _, history = await _history(request)
-    if version is not None:
-        chosen = [e for e in history if e.version == version]
-        what = f"version {version}"
-    else:
-        assert as_of is not None
-        chosen = [e for e in history if e.occurred_at <= as_of][-1:]
-        what = f"as of {iso(as_of)}"
-    if not chosen or chosen[0].data.get("deleted"):
+        return web.json_response(instance_view(doc))
+    state, what = state_then(await _history(request, name, cid, iid), version, as_of)
+    if state is None:
         raise SubmitError(404, f"instance {iid!r} has no state {what} in {name!r}", instance_id=iid)
-    return web.json_response(view(chosen[0].data))
+    return web.json_response(instance_view(state))
 
 
 def _change(event: Event) -> dict[str, Any]:
@@ -141,8 +130,9 @@ def _change(event: Event) -> dict[str, Any]:
 
 @routes.get(BASE + "/{class_id}/{instance_id}/history")
 async def instance_history(request: web.Request) -> web.Response:
-    name, cid, iid, history = await _history(request)
-    items = [{**_change(e), "state": view(e.data) if not e.data.get("deleted") else None} for e in history]
+    name, cid, iid = await _addressed(request)
+    history = await _history(request, name, cid, iid)
+    items = [{**_change(e), "state": instance_view(e.data) if not e.data.get("deleted") else None} for e in history]
     return web.json_response({"instance_id": iid, "class_id": cid, "db_name": name, **page_of(request, items)})
 
 
@@ -150,7 +140,8 @@ async def instance_history(request: web.Request) -> web.Response:
 async def instance_provenance(request: web.Request) -> web.Response:
     """Who created and changed the instance, when, by which command and event, and where each event
     is archived."""
-    name, cid, iid, history = await _history(request)
+    name, cid, iid = await _addressed(request)
+    history = await _history(request, name, cid, iid)
     last = history[-1]
     first = history[0]
     return web.json_response({

@@ -87,7 +87,16 @@ async def get_class(request: web.Request) -> web.Response:
         if doc is None:
             raise SubmitError(404, f"class {cid!r} does not exist in {name!r}", class_id=cid)
         return web.json_response(doc)
-    history = await svc.events.history(name, AggregateType.ONTOLOGY_CLASS, cid)
+    state, what = state_then(await svc.events.history(name, AggregateType.ONTOLOGY_CLASS, cid), version, as_of)
+    if state is None:
+        raise SubmitError(404, f"class {cid!r} has no state {what} in {name!r}", class_id=cid)
+    return web.json_response(state)
+
+
+def state_then(history: list[Event], version: int | None, as_of: datetime | None
+               ) -> tuple[dict[str, Any] | None, str]:
+    """An aggregate's state at `version` or as of a time (None when it had none, or was deleted), and
+    how that moment reads in a message."""
     if version is not None:
         chosen = [e for e in history if e.version == version]
         what = f"version {version}"
@@ -96,8 +105,8 @@ async def get_class(request: web.Request) -> web.Response:
         chosen = [e for e in history if e.occurred_at <= as_of][-1:]
         what = f"as of {iso(as_of)}"
     if not chosen or chosen[0].data.get("deleted"):
-        raise SubmitError(404, f"class {cid!r} has no state {what} in {name!r}", class_id=cid)
-    return web.json_response(chosen[0].data)
+        return None, what
+    return chosen[0].data, what
 
 
 @routes.get("/api/v1/ontology/{db_name}/classes/{class_id}/history")

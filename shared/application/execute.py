@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -20,6 +20,8 @@ from shared.ports import CommandLog, DocumentStore, DuplicateEvent, EventStore, 
 log = logging.getLogger(__name__)
 
 Report = Callable[[StatusUpdate], Awaitable[None]]
+C = TypeVar("C")
+D = TypeVar("D")
 
 
 def status_update(command: Command, status: CommandStatus, message: str, **extra: Any) -> StatusUpdate:
@@ -58,6 +60,27 @@ def _references(command: Command, current: dict[str, Any] | None) -> set[str]:
                                             ).referenced_classes()
     except ValidationError:
         return set()
+
+
+async def waiting_for_dependencies(command: Command, read: Callable[[], Awaitable[C]], decide_on: Callable[[C], D],
+                                   report: Report, wait: float, give_up: Callable[[str], D]) -> D:
+    """Decide on freshly read state; while a dependency is still on its way (DependencyPending) read
+    again with backoff, shown as RETRYING once it is more than a blip, for at most `wait` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    delay = 0.01
+    while True:
+        try:
+            return decide_on(await read())
+        except DependencyPending as waiting:
+            if loop.time() > deadline:
+                return give_up(f"gave up {waiting}")
+            if delay >= 0.16:
+                await report(status_update(command, CommandStatus.RETRYING, str(waiting)))
+            # Ordering across aggregates is not guaranteed by Kafka (different keys, different
+            # partitions): a class whose parent's create is still queued waits for it here.
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
 
 class Executor:
@@ -114,20 +137,9 @@ class Executor:
         )
 
     async def _decide(self, command: Command, report: Report) -> Event:
-        deadline = asyncio.get_running_loop().time() + self.dependency_wait
-        delay = 0.01
-        while True:
-            try:
-                return decide(command, await self.context(command))
-            except DependencyPending as waiting:
-                if asyncio.get_running_loop().time() > deadline:
-                    return failure(command, "dependency_timeout", f"gave up {waiting}")
-                if delay >= 0.16:  # only worth a status entry once it is more than a blip
-                    await report(status_update(command, CommandStatus.RETRYING, str(waiting)))
-                # Ordering across aggregates is not guaranteed by Kafka (different keys, different
-                # partitions): a class whose parent's create is still queued waits for it here.
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        return await waiting_for_dependencies(
+            command, lambda: self.context(command), lambda ctx: decide(command, ctx), report,
+            self.dependency_wait, lambda reason: failure(command, "dependency_timeout", reason))
 
     async def execute(self, command: Command, report: Report) -> Event:
         done = await self.events.for_command(command.command_id)

@@ -7,10 +7,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from shared.application.execute import Report, status_update
+from shared.application.execute import Report, status_update, waiting_for_dependencies
 from shared.application.pending import on_their_way
 from shared.domain.commands import AggregateType, Command, CommandType
-from shared.domain.decide import DependencyPending, failure
+from shared.domain.decide import failure
 from shared.domain.decide_instances import (
     InstanceContext,
     MalformedPayload,
@@ -110,20 +110,9 @@ class InstanceExecutor:
         )
 
     async def _decide(self, command: Command, report: Report) -> list[Event]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.dependency_wait
-        delay = 0.01
-        while True:
-            try:
-                return decide_instances(command, await self.context(command))
-            except DependencyPending as waiting:
-                if loop.time() > deadline:
-                    return [failure(command, "dependency_timeout", f"gave up {waiting}")]
-                if delay >= 0.16:
-                    await report(status_update(command, CommandStatus.RETRYING, str(waiting)))
-                # The class (or database) is recorded but its create runs on another partition.
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        return await waiting_for_dependencies(
+            command, lambda: self.context(command), lambda ctx: decide_instances(command, ctx), report,
+            self.dependency_wait, lambda reason: [failure(command, "dependency_timeout", reason)])
 
     async def execute(self, command: Command, report: Report) -> Event:
         done = await self.events.for_command(command.command_id)

@@ -253,3 +253,11 @@ def link_problems(links: list[LinkRef], found: dict[str, str], accepted: dict[st
 def archive_key(db_name: str, class_id: str, instance_id: str, version: int, event_id: str) -> str:
     """The immutable S3 key of one instance event."""
     return f"{db_name}/{class_id}/{instance_id}/{version:010d}/{event_id}.json"
+
+
+def instance_view(doc: dict[str, Any]) -> dict[str, Any]:
+    """An instance as the API shows it: its properties at the top level (and under `data`), with its
+    version and provenance."""
+    data = dict(doc.get("data") or {})
+    meta = {k: v for k, v in doc.items() if k != "data"}
+    return {"instance_id": doc["instance_id"], "class_id": doc["class_id"], **data, "data": data, **meta}

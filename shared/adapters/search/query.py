@@ -9,6 +9,7 @@ from elasticsearch import AsyncElasticsearch
 
 from shared.adapters.search import indices
 from shared.adapters.search.documents import property_types
+from shared.domain.instances import instance_view
 
 RESERVED = frozenset({"q", "class_id", "sort", "limit", "offset", "token"})
 RANGE_OPS = ("gte", "gt", "lte", "lt")
@@ -186,11 +187,8 @@ def build_instance_search(query: InstanceQuery, classes: list[dict[str, Any]]) -
 
 def _item(hit: dict[str, Any]) -> dict[str, Any]:
     """Shaped like the instance read API: properties at the top level and under `data`, then provenance."""
-    source = hit["_source"]
-    data = dict(source.get("data") or {})
-    meta = {k: v for k, v in source.items() if k not in ("data", "db_name")}
-    return {"instance_id": source["instance_id"], "class_id": source["class_id"], **data, "data": data, **meta,
-            "score": hit.get("_score")}
+    source = {k: v for k, v in hit["_source"].items() if k != "db_name"}
+    return {**instance_view(source), "score": hit.get("_score")}
 
 
 async def search_instances(es: AsyncElasticsearch, namespace: str, db: str, query: InstanceQuery,
