@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from shared.application.submit import SubmitError
+from shared.params import BadParameter, bounded_int
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -31,16 +32,10 @@ async def model_body(request: web.Request, model: type[M]) -> M:
 
 def int_param(request: web.Request, name: str, lo: int | None = None, hi: int | None = None,
               default: int | None = None) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
     try:
-        value = int(raw)
-    except ValueError as exc:
-        raise SubmitError(422, f"query parameter {name!r} must be an integer, got {raw!r}") from exc
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise SubmitError(422, f"query parameter {name!r} must be between {lo} and {hi}, got {value}")
-    return value
+        return bounded_int(name, request.query.get(name), lo, hi, default)
+    except BadParameter as exc:
+        raise SubmitError(422, str(exc)) from exc
 
 
 def float_param(request: web.Request, name: str, lo: float, hi: float, default: float) -> float:

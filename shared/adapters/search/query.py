@@ -10,6 +10,7 @@ from elasticsearch import AsyncElasticsearch
 from shared.adapters.search import indices
 from shared.adapters.search.documents import property_types
 from shared.domain.instances import instance_view
+from shared.params import BadParameter, bounded_int
 
 RESERVED = frozenset({"q", "class_id", "sort", "limit", "offset", "token"})
 RANGE_OPS = ("gte", "gt", "lte", "lt")
@@ -40,15 +41,11 @@ class InstanceQuery:
 
 def parse_paging(params: Any, default_limit: int = 20) -> tuple[int, int]:
     def number(name: str, default: int, lo: int, hi: int) -> int:
-        raw = params.get(name)
-        if raw in (None, ""):
-            return default
         try:
-            value = int(raw)
-        except ValueError as exc:
-            raise BadQuery(422, f"query parameter {name!r} must be an integer, got {raw!r}") from exc
-        if not lo <= value <= hi:
-            raise BadQuery(422, f"query parameter {name!r} must be between {lo} and {hi}, got {value}")
+            value = bounded_int(name, params.get(name), lo, hi, default)
+        except BadParameter as exc:
+            raise BadQuery(422, str(exc)) from exc
+        assert value is not None  # a default was given
         return value
 
     limit, offset = number("limit", default_limit, 1, 1000), number("offset", 0, 0, MAX_WINDOW)
