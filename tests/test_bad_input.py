@@ -40,6 +40,18 @@ CASES: list[tuple[str, str, str, Any, int, str]] = [
      422, "expected_version"),
     ("bad expected_version query", "DELETE", f"/api/v1/ontology/{DB}/async/Person?expected_version=x",
      None, 422, "expected_version"),
+    ("boolean expected_version on class delete", "DELETE", f"/api/v1/ontology/{DB}/async/Person",
+     {"expected_version": True}, 422, "expected_version"),
+    ("boolean expected_version on class update", "PUT", f"/api/v1/ontology/{DB}/async/Person",
+     {"expected_version": True}, 422, "expected_version"),
+    ("float expected_version on class delete", "DELETE", f"/api/v1/ontology/{DB}/async/Person",
+     {"expected_version": 1.0}, 422, "expected_version"),
+    ("overflowing expected_version query", "DELETE", f"/api/v1/ontology/{DB}/async/Person?expected_version"
+     "=99999999999", None, 422, "expected_version"),
+    ("overflowing expected_version body", "PUT", f"/api/v1/ontology/{DB}/async/Person",
+     {"expected_version": 99999999999}, 422, "expected_version"),
+    ("overflowing expected_version on database delete", "DELETE", f"/api/v1/database/{DB}?expected_version"
+     "=99999999999", None, 422, "expected_version"),
     ("delete unknown database", "DELETE", "/api/v1/database/nosuchdb", None, 404, "does not exist"),
     ("sync timeout out of range", "POST", f"/api/v1/ontology/{DB}/sync/create?timeout=0", PERSON, 422,
      "timeout"),

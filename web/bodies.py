@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from shared.application.submit import SubmitError
+from shared.domain.commands import MAX_VERSION
 from shared.params import BadParameter, bounded_int
 
 M = TypeVar("M", bound=BaseModel)
@@ -28,6 +29,19 @@ async def json_body(request: web.Request) -> dict[str, Any]:
 
 async def model_body(request: web.Request, model: type[M]) -> M:
     return model.model_validate(await json_body(request))
+
+
+async def expected_version(request: web.Request, body: dict[str, Any] | None = None) -> int | None:
+    """The expected_version a write names: its JSON body's field, else the query parameter; None when
+    neither does. Without `body` (deletes) an optional JSON body is read here. Every route reads it so."""
+    if body is None and request.can_read_body and (await request.text()).strip():
+        body = await json_body(request)
+    raw = (body or {}).get("expected_version")
+    if raw is None:
+        return int_param(request, "expected_version", lo=0, hi=MAX_VERSION)
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= MAX_VERSION:
+        raise SubmitError(422, f"expected_version must be an integer between 0 and {MAX_VERSION}, got {raw!r}")
+    return raw
 
 
 def int_param(request: web.Request, name: str, lo: int | None = None, hi: int | None = None,

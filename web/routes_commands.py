@@ -13,7 +13,7 @@ from shared.domain.commands import Command, CommandType
 from shared.domain.ontology import DatabaseSpec, OntologyClass, check_database_name, check_identifier
 from shared.domain.status import FINAL, CommandStatus, StatusRecord
 from web.auth import authorize, role_of
-from web.bodies import accepted, float_param, idempotency_key, int_param, json_body, model_body
+from web.bodies import accepted, expected_version, float_param, idempotency_key, json_body, model_body
 from web.context import actor, services
 from web.status import lookup, parse_command_id, wait_final
 
@@ -52,7 +52,7 @@ async def delete_database(request: web.Request) -> web.Response:
     name = db_name(request)
     await authorize(request, name, Role.ADMIN)
     command, _ = await services(request).submitter.delete_database(
-        name, int_param(request, "expected_version", lo=0), actor(request), idempotency_key(request))
+        name, await expected_version(request), actor(request), idempotency_key(request))
     return _answer(command, f"Database deletion command accepted for {name!r}", db_name=name)
 
 
@@ -67,9 +67,10 @@ async def _submit_create(request: web.Request) -> tuple[Command, str]:
 async def _submit_update(request: web.Request) -> tuple[Command, str]:
     await authorize(request, db_name(request), Role.WRITER)
     cid = class_id(request)
-    patch = await model_body(request, ClassPatch)
+    body = await json_body(request)
+    patch = ClassPatch.model_validate(body)
     command, _ = await services(request).submitter.update_class(
-        db_name(request), cid, patch, int_param(request, "expected_version", lo=0), actor(request),
+        db_name(request), cid, patch, await expected_version(request, body), actor(request),
         idempotency_key(request))
     return command, cid
 
@@ -77,15 +78,7 @@ async def _submit_update(request: web.Request) -> tuple[Command, str]:
 async def _submit_delete(request: web.Request) -> tuple[Command, str]:
     await authorize(request, db_name(request), Role.WRITER)
     cid = class_id(request)
-    expected = int_param(request, "expected_version", lo=0)
-    if expected is None and request.can_read_body:
-        text = await request.text()
-        if text.strip():
-            body = await json_body(request)
-            raw = body.get("expected_version")
-            if raw is not None and (not isinstance(raw, int) or raw < 0):
-                raise SubmitError(422, "expected_version must be a non-negative integer")
-            expected = raw
+    expected = await expected_version(request)
     command, _ = await services(request).submitter.delete_class(
         db_name(request), cid, expected, actor(request), idempotency_key(request))
     return command, cid

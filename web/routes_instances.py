@@ -12,7 +12,7 @@ from shared.domain.commands import AggregateType, iso
 from shared.domain.events import Event
 from shared.domain.instances import check_instance_id, instance_view
 from web.auth import authorize
-from web.bodies import accepted, idempotency_key, int_param, json_body, model_body
+from web.bodies import accepted, expected_version, idempotency_key, int_param, json_body, model_body
 from web.context import actor, services
 from web.routes_commands import class_id, db_name, status_route
 from web.routes_reads import as_of_param, page_of, require_readable_db, state_then
@@ -46,8 +46,9 @@ async def create_instance(request: web.Request) -> web.Response:
 async def update_instance(request: web.Request) -> web.Response:
     name, cid, iid = db_name(request), class_id(request), instance_id(request)
     await authorize(request, name, Role.WRITER)
-    body = await model_body(request, InstanceUpdate)
-    command = await submitter(request).update(name, cid, iid, body, int_param(request, "expected_version", lo=0),
+    raw = await json_body(request)
+    body = InstanceUpdate.model_validate(raw)
+    command = await submitter(request).update(name, cid, iid, body, await expected_version(request, raw),
                                               actor(request), idempotency_key(request))
     return accepted(str(command.command_id), f"Instance update command accepted for {iid!r}",
                     db_name=name, class_id=cid, instance_id=iid)
@@ -57,13 +58,8 @@ async def update_instance(request: web.Request) -> web.Response:
 async def delete_instance(request: web.Request) -> web.Response:
     name, cid, iid = db_name(request), class_id(request), instance_id(request)
     await authorize(request, name, Role.WRITER)
-    expected = int_param(request, "expected_version", lo=0)
-    if expected is None and request.can_read_body and (await request.text()).strip():
-        raw = (await json_body(request)).get("expected_version")
-        if raw is not None and (not isinstance(raw, int) or isinstance(raw, bool) or raw < 0):
-            raise SubmitError(422, "expected_version must be a non-negative integer")
-        expected = raw
-    command = await submitter(request).delete(name, cid, iid, expected, actor(request), idempotency_key(request))
+    command = await submitter(request).delete(name, cid, iid, await expected_version(request), actor(request),
+                                              idempotency_key(request))
     return accepted(str(command.command_id), f"Instance deletion command accepted for {iid!r}",
                     db_name=name, class_id=cid, instance_id=iid)
 

@@ -99,7 +99,7 @@ class InstanceExecutor:
                 current[command.aggregate_id] = doc
         else:
             current = {i: {"class_id": c} for i, c in owners.items()}
-        links = linked_ids(command, classes)
+        links = linked_ids(command, classes, current.get(command.aggregate_id))
         linked = await self.docs.instance_classes(db, links) if links else {}
         pending |= await on_their_way(self.commands, self.events, db, AggregateType.INSTANCE,
                                       [i for i in links if i not in linked])

@@ -4,9 +4,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
-from shared.domain.commands import Command, CommandType
+from shared.domain.commands import Command, CommandType, Version
 from shared.domain.ontology import CheckedLabel, OntologyClass, Property, Relationship, check_identifier
 from shared.ports import CommandLog, DocumentStore
 
@@ -33,7 +33,7 @@ class ClassPatch(BaseModel):
     abstract: bool | None = None
     properties: list[Property] | None = None
     relationships: list[Relationship] | None = None
-    expected_version: int | None = Field(default=None, ge=0)
+    expected_version: Version | None = None
 
     @field_validator("parent_class")
     @classmethod
@@ -103,10 +103,9 @@ class Submitter:
             refs.add(patch.parent_class)
         refs.discard(class_id)
         await self.require_classes(db_name, {r for r in refs if r})
-        version = patch.expected_version if patch.expected_version is not None else expected_version
         return await self.record(Command(
             command_type=CommandType.UPDATE_ONTOLOGY_CLASS, aggregate_id=class_id, db_name=db_name,
-            actor=actor, payload=body, expected_version=version, idempotency_key=key))
+            actor=actor, payload=body, expected_version=expected_version, idempotency_key=key))
 
     async def delete_class(self, db_name: str, class_id: str, expected_version: int | None, actor: str,
                            key: str | None) -> tuple[Command, bool]:

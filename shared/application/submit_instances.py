@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.application.submit import SubmitError, Submitter
-from shared.domain.commands import Command, CommandType
+from shared.domain.commands import Command, CommandType, Version
 from shared.domain.instances import MAX_BULK, RESERVED, check_instance_id, new_instance_id
 from shared.domain.ontology import check_identifier
 
@@ -39,7 +39,7 @@ class InstanceUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data: dict[str, Any]
-    expected_version: int | None = Field(default=None, ge=0)
+    expected_version: Version | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("data")
@@ -107,10 +107,9 @@ class InstanceSubmitter:
     async def update(self, db_name: str, class_id: str, instance_id: str, body: InstanceUpdate,
                      expected_version: int | None, actor: str, key: str | None) -> Command:
         await self.require_instance(db_name, class_id, instance_id)
-        version = body.expected_version if body.expected_version is not None else expected_version
         command, _ = await self.base.record(Command(
             command_type=CommandType.UPDATE_INSTANCE, aggregate_id=instance_id, db_name=db_name, actor=actor,
-            payload={"class_id": class_id, "data": body.data}, expected_version=version,
+            payload={"class_id": class_id, "data": body.data}, expected_version=expected_version,
             metadata=body.metadata, idempotency_key=key))
         return command
 

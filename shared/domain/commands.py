@@ -4,9 +4,13 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+MAX_VERSION = 2**31 - 1  # versions are PostgreSQL integers
+# An expected version as a request gives it: a plain integer (never a boolean or a float), in range.
+Version = Annotated[int, Field(strict=True, ge=0, le=MAX_VERSION)]
 
 
 class CommandType(StrEnum):

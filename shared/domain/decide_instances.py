@@ -72,15 +72,24 @@ def instance_ids(command: Command) -> list[str]:
     return [command.aggregate_id]
 
 
-def linked_ids(command: Command, classes: dict[str, dict[str, Any]]) -> list[str]:
-    """Instance ids the command's link properties name (best effort; validation judges them later)."""
+def linked_ids(command: Command, classes: dict[str, dict[str, Any]],
+               current: dict[str, Any] | None = None) -> list[str]:
+    """Instance ids the links of the state the command would produce name: a create's items, or for an
+    update its data over the `current` instance's (a partial update keeps the links it leaves out, and
+    validation checks them too). Best effort; validation judges them later."""
     try:
         props = effective_properties(class_of(command), classes)
         slots = effective_relationships(class_of(command), classes)
     except (ClassNotUsable, ValueError):
         return []
+    if command.command_type is CommandType.DELETE_INSTANCE:
+        items: list[dict[str, Any]] = []
+    elif command.command_type is CommandType.UPDATE_INSTANCE:
+        items = [{**((current or {}).get("data") or {}), **command.payload.get("data", {})}]
+    else:
+        items = items_of(command)
     out: set[str] = set()
-    for item in items_of(command) if command.command_type is not CommandType.DELETE_INSTANCE else []:
+    for item in items:
         for name, value in item.items():
             prop = props.get(name)
             if prop is not None and prop.type == "link" and isinstance(value, str):
