@@ -39,13 +39,7 @@ async def projector() -> Projector:
     global _projector
     if _projector is None:
         runtime = await open_runtime(settings)
-        docs = runtime.executor.docs
-
-        async def database_exists(db: str) -> bool:
-            return await docs.database(db) is not None
-
-        _projector = Projector(indices.client(settings), settings.namespace, class_lookup=docs.get_class,
-                               database_exists=database_exists)
+        _projector = Projector(indices.client(settings), settings.namespace, events=runtime.executor.events)
     return _projector
 
 
