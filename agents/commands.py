@@ -96,6 +96,17 @@ async def admit(command: Command, headers: dict[str, bytes]) -> Command | None:
     return command
 
 
+async def has_stored_event(raw: bytes) -> bool:
+    """Whether the message is a command whose event is already stored (False when it cannot be told)."""
+    try:
+        command_id = decode(Command, raw).command_id
+        runtime = await open_runtime(settings)
+        return bool(await patiently(lambda: runtime.executor.events.for_command(command_id), str(command_id)))
+    except Exception:  # noqa: BLE001 — undecodable, or the store fails for good: dead-letter as before
+        log.exception("could not tell whether the crashed command's event is stored")
+        return False
+
+
 def header_map(headers: Any) -> dict[str, bytes]:
     items = headers.items() if hasattr(headers, "items") else (headers or [])
     return {str(k).lower(): (v if isinstance(v, bytes) else str(v).encode()) for k, v in items}
@@ -144,7 +155,8 @@ async def process(manual: Any, event: Any, previous: asyncio.Task[None] | None,
             await handle(event.value, event.key, header_map(event.headers), origin)
         except Exception as exc:  # noqa: BLE001 — last resort: a crashed agent would stall the partition
             log.exception("handling the message at %s failed", origin)
-            await dead_letter(event.value, event.key, f"{type(exc).__name__}: {exc}", "crashed", origin)
+            if not await has_stored_event(event.value):  # done work is never offered for resubmission
+                await dead_letter(event.value, event.key, f"{type(exc).__name__}: {exc}", "crashed", origin)
         # Acknowledged by hand, after the command is handled: Faust's own iterator acks an event in
         # a `finally`, so a worker stopped mid-command would commit the offset of a command it never
         # finished and no worker would see it again (measured: tests/test_worker_restart.py). Acks of

@@ -99,6 +99,11 @@ async def give_up(command: Command, gave_up: GaveUp, report: Report, raw: Any, k
     except Exception as worse:  # noqa: BLE001 — still dead-lettered and logged, never dropped silently
         log.error("could not record the failure of %s: %s", command.command_id, worse, exc_info=worse)
         stored, reason, text = None, "failed_unrecorded", f"{text}; recording the failure: {worse}"
+    if stored is not None and not stored.failed:
+        # The command's own event is stored: it took effect, only a later step failed. A dead letter would
+        # invite a resubmission that runs it again; the unapplied-event sweep writes the document instead.
+        log.error("command %s: its event %s is stored; not dead-lettered", command.command_id, stored.event_id)
+        return stored
     await send_dead_letter(raw, key, text, reason=reason, origin=origin, attempts=gave_up.attempts,
                            command_id=str(command.command_id))
     return stored

@@ -7,7 +7,6 @@ import os
 import socket
 from dataclasses import dataclass
 
-import asyncpg
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
@@ -15,7 +14,7 @@ from shared.adapters.archive import open_archive
 from shared.adapters.document_stores import open_document_store
 from shared.adapters.postgres.command_log import PostgresCommandLog
 from shared.adapters.postgres.event_store import PostgresEventStore
-from shared.adapters.postgres.pool import create_pool
+from shared.adapters.postgres.pool import Pool, create_pool
 from shared.application.execute import Executor, Report
 from shared.application.instances import InstanceExecutor
 from shared.application.retry import is_transient
@@ -28,7 +27,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Runtime:
-    pool: asyncpg.Pool
+    pool: Pool
     redis: aioredis.Redis
     executor: Executor
     instances: InstanceExecutor
@@ -79,7 +78,7 @@ async def _open(settings: Settings) -> Runtime:
         raise
 
 
-async def _open_with(settings: Settings, pool: asyncpg.Pool) -> Runtime:
+async def _open_with(settings: Settings, pool: Pool) -> Runtime:
     commands = PostgresCommandLog(pool)
 
     def event_topic(command: Command) -> str:

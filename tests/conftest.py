@@ -7,10 +7,9 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from shared.adapters.postgres.pool import create_pool, migrate
+from shared.adapters.postgres.pool import Pool, create_pool, migrate
 from shared.config import TOPICS, Settings
 from tests.stack import Stack, test_env
 
@@ -51,7 +50,7 @@ async def drop_search_indices(settings: Settings) -> None:
 
 
 @pytest.fixture(scope="session")
-async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
+async def pool(database: str) -> AsyncIterator[Pool]:
     pool = await create_pool(database, min_size=1, max_size=10)
     yield pool
     await pool.close()

@@ -6,9 +6,9 @@ import asyncio
 import uuid
 from typing import Any
 
-import asyncpg
 import pytest
 
+from shared.adapters.postgres.pool import Pool
 from shared.tokens import issue
 from tests.stack import Stack
 from tests.test_websocket import receive
@@ -35,13 +35,13 @@ async def db(stack: Stack) -> str:
     return name
 
 
-async def recorded(pool: asyncpg.Pool) -> int:
+async def recorded(pool: Pool) -> int:
     return int(await pool.fetchval("SELECT (SELECT count(*) FROM commands) + (SELECT count(*) FROM outbox)"))
 
 
 @pytest.mark.parametrize("route", WRITE_ROUTES, ids=ROUTE_IDS)
 @pytest.mark.parametrize("credential", ["none", "garbage", "expired", "wrong-signature"])
-async def test_write_routes_need_a_valid_token(stack: Stack, pool: asyncpg.Pool, db: str,
+async def test_write_routes_need_a_valid_token(stack: Stack, pool: Pool, db: str,
                                                route: tuple[str, str, Any], credential: str) -> None:
     method, path, body = route
     headers = {
@@ -58,7 +58,7 @@ async def test_write_routes_need_a_valid_token(stack: Stack, pool: asyncpg.Pool,
 
 
 @pytest.mark.parametrize("route", WRITE_ROUTES, ids=ROUTE_IDS)
-async def test_write_routes_need_the_role(stack: Stack, pool: asyncpg.Pool, db: str,
+async def test_write_routes_need_the_role(stack: Stack, pool: Pool, db: str,
                                           route: tuple[str, str, Any]) -> None:
     method, path, body = route
     before = await recorded(pool)
@@ -81,7 +81,7 @@ async def test_reads_and_status_need_a_role_too(stack: Stack, db: str) -> None:
     assert code == 200
 
 
-async def test_roles_change_through_commands(stack: Stack, pool: asyncpg.Pool) -> None:
+async def test_roles_change_through_commands(stack: Stack, pool: Pool) -> None:
     db = await stack.new_database()
     granted = await stack.run("POST", f"/api/v1/database/{db}/grants", {"user": "bob", "role": "reader"})
     assert granted["status"] == "COMPLETED", granted

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
 import pytest
 
+from shared.adapters.postgres.pool import Pool
 from tests.stack import Stack
 from tests.test_write_path import PERSON
 
@@ -66,7 +66,7 @@ async def db(stack: Stack) -> str:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-async def test_bad_input_is_refused_and_nothing_recorded(stack: Stack, pool: asyncpg.Pool, db: str,
+async def test_bad_input_is_refused_and_nothing_recorded(stack: Stack, pool: Pool, db: str,
                                                          case: tuple[str, str, str, Any, int, str]) -> None:
     _, method, path, body, status, fragment = case
     path = path.replace(DB, db)

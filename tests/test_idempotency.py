@@ -4,12 +4,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from shared.adapters.postgres.command_log import PostgresCommandLog
 from shared.adapters.postgres.document_store import PostgresDocumentStore
 from shared.adapters.postgres.event_store import PostgresEventStore
+from shared.adapters.postgres.pool import Pool
 from shared.application.execute import Executor
 from shared.config import Settings
 from shared.domain.commands import Command, CommandType
@@ -19,7 +19,7 @@ from tests.stack import Stack, record_only
 from tests.test_write_path import PERSON
 
 
-async def test_same_command_published_twice_has_one_effect(stack: Stack, pool: asyncpg.Pool,
+async def test_same_command_published_twice_has_one_effect(stack: Stack, pool: Pool,
                                                            settings: Settings) -> None:
     db = await stack.new_database()
     command_id = await stack.submit("POST", f"/api/v1/ontology/{db}/async/create", PERSON)
@@ -44,7 +44,7 @@ async def test_same_command_published_twice_has_one_effect(stack: Stack, pool: a
     assert [h["status"] for h in status["result"]["history"]].count("COMPLETED") == 1
 
 
-async def test_executor_run_twice_relies_on_the_event_store(pool: asyncpg.Pool) -> None:
+async def test_executor_run_twice_relies_on_the_event_store(pool: Pool) -> None:
     """Without the Faust table's fast path: the unique constraints alone make the second run a no-op."""
     events, docs = PostgresEventStore(pool), PostgresDocumentStore(pool)
     executor = Executor(PostgresCommandLog(pool), events, docs, lambda c: "unused-topic")
@@ -68,7 +68,7 @@ async def test_executor_run_twice_relies_on_the_event_store(pool: asyncpg.Pool) 
         "PROCESSING", "COMPLETED", "COMPLETED"]
 
 
-async def test_idempotency_key_returns_the_first_command(stack: Stack, pool: asyncpg.Pool) -> None:
+async def test_idempotency_key_returns_the_first_command(stack: Stack, pool: Pool) -> None:
     db = await stack.new_database()
     key = {"Idempotency-Key": uuid.uuid4().hex}
     before = await pool.fetchval("SELECT count(*) FROM commands")
@@ -79,7 +79,7 @@ async def test_idempotency_key_returns_the_first_command(stack: Stack, pool: asy
     assert (await stack.wait(first))["status"] == "COMPLETED"
 
 
-async def test_a_command_whose_message_was_lost_is_requeued(stack: Stack, pool: asyncpg.Pool) -> None:
+async def test_a_command_whose_message_was_lost_is_requeued(stack: Stack, pool: Pool) -> None:
     """Recorded, but its Kafka message never consumed (here: never queued at all): the reconciliation
     sweep queues it again and it completes once."""
     db = await stack.new_database()
@@ -91,7 +91,7 @@ async def test_a_command_whose_message_was_lost_is_requeued(stack: Stack, pool: 
     assert len(await pool.fetch("SELECT 1 FROM events WHERE command_id = $1", lost.command_id)) == 1
 
 
-async def test_an_event_whose_document_was_never_written_is_applied(stack: Stack, pool: asyncpg.Pool) -> None:
+async def test_an_event_whose_document_was_never_written_is_applied(stack: Stack, pool: Pool) -> None:
     """The agent stored the event and stopped before writing the document: the sweep re-queues the
     command, and its redelivery applies the stored event without deciding again."""
     db = await stack.new_database()

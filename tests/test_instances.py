@@ -7,11 +7,11 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.adapters.archive import open_archive
+from shared.adapters.postgres.pool import Pool
 from shared.config import Settings
 from shared.ports import EventArchive
 from tests.stack import Stack
@@ -47,7 +47,7 @@ async def create(stack: Stack, db: str, class_id: str, data: dict[str, Any]) -> 
 
 
 async def test_create_archives_writes_document_and_event_with_one_identity(
-        stack: Stack, pool: asyncpg.Pool, archive: EventArchive) -> None:
+        stack: Stack, pool: Pool, archive: EventArchive) -> None:
     db = await ontology(stack)
     assert (await create(stack, db, "Company", {"instance_id": "acme", "title": "Acme"}))["status"] == "COMPLETED"
     done = await create(stack, db, "Person", {"name": "Ada", "age": 36, "employer": "acme"})
@@ -98,7 +98,7 @@ async def test_update_delete_history_and_provenance(stack: Stack, archive: Event
 
 
 async def test_validation_failure_lists_every_problem_and_writes_nothing(
-        stack: Stack, pool: asyncpg.Pool, archive: EventArchive) -> None:
+        stack: Stack, pool: Pool, archive: EventArchive) -> None:
     db = await ontology(stack)
     done = await create(stack, db, "Person", {"instance_id": "bad", "name": "A", "age": -1, "email": "no",
                                               "born": "someday", "employer": "ghost", "extra": 1})
@@ -116,7 +116,7 @@ async def test_validation_failure_lists_every_problem_and_writes_nothing(
     assert abstract["result"]["error"]["code"] == "abstract_class"
 
 
-async def test_bad_requests_get_4xx_and_record_nothing(stack: Stack, pool: asyncpg.Pool) -> None:
+async def test_bad_requests_get_4xx_and_record_nothing(stack: Stack, pool: Pool) -> None:
     db = await ontology(stack)
     before = await pool.fetchval("SELECT count(*) FROM commands WHERE db_name = $1", db)
     cases = [
@@ -148,7 +148,7 @@ async def test_bad_requests_get_4xx_and_record_nothing(stack: Stack, pool: async
 
 
 async def test_bulk_create_of_ten_thousand_reports_progress_and_archives_each_once(
-        stack: Stack, pool: asyncpg.Pool, archive: EventArchive) -> None:
+        stack: Stack, pool: Pool, archive: EventArchive) -> None:
     db = await ontology(stack)
     items = [{"instance_id": f"co{i:05d}", "title": f"Company {i}"} for i in range(10_000)]
     command_id = await stack.submit("POST", f"/api/v1/instances/{db}/async/Company/bulk-create",
@@ -167,7 +167,7 @@ async def test_bulk_create_of_ten_thousand_reports_progress_and_archives_each_on
 
 
 async def test_redelivered_instance_command_changes_nothing(
-        stack: Stack, pool: asyncpg.Pool, settings: Settings, archive: EventArchive) -> None:
+        stack: Stack, pool: Pool, settings: Settings, archive: EventArchive) -> None:
     db = await ontology(stack)
     done = await create(stack, db, "Company", {"instance_id": "once", "title": "Once"})
     row = await pool.fetchrow("SELECT topic, key, value FROM outbox WHERE command_id = $1",

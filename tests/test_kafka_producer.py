@@ -6,9 +6,9 @@ import asyncio
 import json
 import uuid
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from shared.adapters.postgres.pool import Pool
 from shared.domain.commands import Command, CommandType
 from tests.stack import Stack
 
@@ -18,7 +18,7 @@ def message(db: str, class_id: str, actor: str = "whoever") -> Command:
                    actor=actor, payload={"id": class_id})
 
 
-async def test_producer_commands_and_dead_letters(stack: Stack, pool: asyncpg.Pool) -> None:
+async def test_producer_commands_and_dead_letters(stack: Stack, pool: Pool) -> None:
     settings = stack.settings
     db = await stack.new_database()
     topic = settings.topic("ontology-commands")
@@ -79,7 +79,7 @@ async def test_producer_commands_and_dead_letters(stack: Stack, pool: asyncpg.Po
     uuid.UUID(str(good.command_id))
 
 
-async def test_produced_instance_commands(stack: Stack, pool: asyncpg.Pool) -> None:
+async def test_produced_instance_commands(stack: Stack, pool: Pool) -> None:
     """An instance and a bulk create produced to Kafka without instance ids: ids from the command,
     archived and stored like HTTP submissions."""
     settings = stack.settings

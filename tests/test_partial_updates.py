@@ -6,13 +6,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 
 from shared.adapters.postgres.command_log import PostgresCommandLog
 from shared.adapters.postgres.document_store import PostgresDocumentStore
 from shared.adapters.postgres.event_store import PostgresEventStore
+from shared.adapters.postgres.pool import Pool
 from shared.adapters.terminusdb import TerminusDocumentStore
 from shared.application.instances import InstanceExecutor
 from shared.domain.commands import Command, CommandType
@@ -77,7 +77,7 @@ class NoArchive(EventArchive):
 
 
 @pytest.fixture(params=["postgres", "terminusdb-fake"])
-async def docs(request: pytest.FixtureRequest, pool: asyncpg.Pool) -> AsyncIterator[DocumentStore]:
+async def docs(request: pytest.FixtureRequest, pool: Pool) -> AsyncIterator[DocumentStore]:
     if request.param == "postgres":
         yield PostgresDocumentStore(pool)
         return
@@ -99,7 +99,7 @@ def _class(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_an_update_is_decided_on_its_merged_state_on_both_document_stores(
-        docs: DocumentStore, pool: asyncpg.Pool) -> None:
+        docs: DocumentStore, pool: Pool) -> None:
     db = f"db-{uuid.uuid4().hex[:8]}"
     await docs.put_database(db_doc(db, 1))
     for spec in (MAKER, GADGET):

@@ -7,6 +7,7 @@ import pytest
 from shared.adapters.postgres.command_log import PostgresCommandLog
 from shared.adapters.postgres.document_store import PostgresDocumentStore
 from shared.adapters.postgres.event_store import PostgresEventStore
+from shared.adapters.postgres.pool import Pool
 from shared.ports import CommandLog, DocumentStore, EventStore
 from tests.contracts.command_log import CommandLogContract, make_command
 from tests.contracts.document_store import DocumentStoreContract
@@ -15,19 +16,19 @@ from tests.contracts.event_store import EventStoreContract
 
 class TestPostgresDocumentStore(DocumentStoreContract):
     @pytest.fixture
-    def store(self, pool: asyncpg.Pool) -> DocumentStore:
+    def store(self, pool: Pool) -> DocumentStore:
         return PostgresDocumentStore(pool)
 
 
 class TestPostgresEventStore(EventStoreContract):
     @pytest.fixture
-    def store(self, pool: asyncpg.Pool) -> EventStore:
+    def store(self, pool: Pool) -> EventStore:
         return PostgresEventStore(pool)
 
 
 class TestPostgresCommandLog(CommandLogContract):
     @pytest.fixture
-    def log(self, pool: asyncpg.Pool) -> CommandLog:
+    def log(self, pool: Pool) -> CommandLog:
         return PostgresCommandLog(pool)
 
 
@@ -35,13 +36,13 @@ class TestPostgresCommandLog(CommandLogContract):
     "UPDATE commands SET actor = 'mallory'", "DELETE FROM commands", "TRUNCATE commands",
     "UPDATE events SET actor = 'mallory'", "DELETE FROM events", "TRUNCATE events",
 ])
-async def test_command_log_and_event_store_are_append_only(pool: asyncpg.Pool, statement: str) -> None:
+async def test_command_log_and_event_store_are_append_only(pool: Pool, statement: str) -> None:
     await PostgresCommandLog(pool).record(make_command(), "t")
     with pytest.raises(asyncpg.PostgresError, match="append-only"):
         await pool.execute(statement)
 
 
-async def test_command_and_outbox_row_are_one_transaction(pool: asyncpg.Pool) -> None:
+async def test_command_and_outbox_row_are_one_transaction(pool: Pool) -> None:
     before = await pool.fetchval("SELECT count(*) FROM outbox")
     command = make_command()
     await PostgresCommandLog(pool).record(command, "topic-x")

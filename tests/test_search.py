@@ -8,11 +8,11 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import pytest
 from elasticsearch import AsyncElasticsearch
 
 from shared.adapters.postgres.event_store import PostgresEventStore
+from shared.adapters.postgres.pool import Pool
 from shared.adapters.search import indices
 from shared.adapters.search.projector import Projector
 from shared.adapters.search.rebuild import rebuild
@@ -256,7 +256,7 @@ async def test_class_search_by_label_in_either_language(stack: Stack, people: st
 
 
 async def test_rebuild_equals_live_index(es: AsyncElasticsearch, stack: Stack, people: str,
-                                         pool: asyncpg.Pool, settings: Settings) -> None:
+                                         pool: Pool, settings: Settings) -> None:
     live = await snapshot(es, settings.namespace, people)
     assert len(live) == 39 + 3
     old = {kind: await indices.behind(es, indices.alias(settings.namespace, people, kind)) for kind in indices.KINDS}
@@ -290,7 +290,7 @@ async def test_projection_lag_page(stack: Stack, settings: Settings, people: str
 
 
 async def test_live_projection_loses_nothing_when_a_database_arrives_last(
-        es: AsyncElasticsearch, stack: Stack, settings: Settings, pool: asyncpg.Pool) -> None:
+        es: AsyncElasticsearch, stack: Stack, settings: Settings, pool: Pool) -> None:
     """The worst order across a database's three event topics: every instance event first, then the class,
     then the database. Each event is in the event store first, as the relay guarantees."""
     from aiokafka import AIOKafkaProducer

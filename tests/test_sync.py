@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import uuid
 
-import asyncpg
-
 from shared.adapters.postgres.command_log import PostgresCommandLog
+from shared.adapters.postgres.pool import Pool
 from shared.domain.commands import Command, CommandType
 from tests.stack import Stack, record_only
 from tests.test_write_path import PERSON
@@ -36,7 +35,7 @@ async def test_wait_on_a_finished_command(stack: Stack) -> None:
     assert history[0]["elapsed_time"] == 0.0 and history[-1]["elapsed_time"] >= 0
 
 
-async def test_sync_timeout_answers_408_with_a_hint(stack: Stack, pool: asyncpg.Pool) -> None:
+async def test_sync_timeout_answers_408_with_a_hint(stack: Stack, pool: Pool) -> None:
     db = await stack.new_database()
     # A parent whose create is recorded but will never run (no outbox row): the child waits for it.
     ghost = Command(command_type=CommandType.CREATE_ONTOLOGY_CLASS, aggregate_id="Ghost", db_name=db,

@@ -5,12 +5,12 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any, cast
 
-import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 
 from shared.adapters.document_stores import open_document_store
 from shared.adapters.postgres.document_store import PostgresDocumentStore
+from shared.adapters.postgres.pool import Pool
 from shared.adapters.terminusdb import TerminusDocumentStore, TerminusError
 from shared.config import Settings
 from shared.ports import DocumentStore
@@ -187,7 +187,7 @@ async def test_wrong_password_is_refused(fake: tuple[FakeTerminusDB, str]) -> No
 
 
 async def test_open_document_store_picks_by_settings() -> None:
-    pool = cast(asyncpg.Pool, object())
+    pool = cast(Pool, object())
     assert isinstance(open_document_store(replace(Settings(), terminusdb_url=""), pool), PostgresDocumentStore)
     store = open_document_store(replace(Settings(), terminusdb_url="http://admin:secret@127.0.0.1:6363"), pool)
     assert isinstance(store, TerminusDocumentStore)

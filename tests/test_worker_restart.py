@@ -7,9 +7,9 @@ import signal
 import uuid
 from typing import Any
 
-import asyncpg
 import pytest
 
+from shared.adapters.postgres.pool import Pool
 from tests.stack import Stack
 
 
@@ -19,7 +19,7 @@ async def table_entry(stack: Stack, command_id: str) -> dict[str, Any] | None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-async def test_worker_restart_with_commands_in_flight(stack: Stack, pool: asyncpg.Pool, sig: int) -> None:
+async def test_worker_restart_with_commands_in_flight(stack: Stack, pool: Pool, sig: int) -> None:
     db = await stack.new_database()
     ids = [await stack.submit("POST", f"/api/v1/ontology/{db}/async/create",
                               {"id": f"C{i}", "properties": [{"name": "n", "type": "integer"}]})

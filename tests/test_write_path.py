@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg
-
+from shared.adapters.postgres.pool import Pool
 from tests.stack import Stack
 
 PERSON = {"id": "Person", "label": {"en": "Person", "ko": "사람"}, "description": "A human",
@@ -13,7 +12,7 @@ PERSON = {"id": "Person", "label": {"en": "Person", "ko": "사람"}, "descriptio
                          {"name": "born", "type": "date"}]}
 
 
-async def test_create_class_completes_with_one_event(stack: Stack, pool: asyncpg.Pool) -> None:
+async def test_create_class_completes_with_one_event(stack: Stack, pool: Pool) -> None:
     db = await stack.new_database()
     code, accepted = await stack.request("POST", f"/api/v1/ontology/{db}/async/create", PERSON)
     assert code == 202 and accepted["status"] == "PENDING" and accepted["result"]["message"]

@@ -4,13 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aiohttp
-import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 from elasticsearch import AsyncElasticsearch
 
 from shared.adapters.postgres.command_log import PostgresCommandLog
 from shared.adapters.postgres.event_store import PostgresEventStore
+from shared.adapters.postgres.pool import Pool
 from shared.application.submit import Submitter
 from shared.config import Settings
 from shared.ports import DocumentStore
@@ -19,7 +19,7 @@ from shared.ports import DocumentStore
 @dataclass
 class Services:
     settings: Settings
-    pool: asyncpg.Pool
+    pool: Pool
     commands: PostgresCommandLog
     events: PostgresEventStore
     docs: DocumentStore

@@ -1,15 +1,14 @@
 """Choosing the document store: TerminusDB when a URL is configured, else the embedded PostgreSQL one."""
 from __future__ import annotations
 
-import asyncpg
-
 from shared.adapters.postgres.document_store import PostgresDocumentStore
+from shared.adapters.postgres.pool import Pool
 from shared.adapters.terminusdb.document_store import TerminusDocumentStore
 from shared.config import Settings
 from shared.ports import DocumentStore
 
 
-def open_document_store(settings: Settings, pool: asyncpg.Pool) -> DocumentStore:
+def open_document_store(settings: Settings, pool: Pool) -> DocumentStore:
     """TerminusDocumentStore for settings.terminusdb_url (Basic auth from the URL, e.g.
     http://admin:root@127.0.0.1:6363, or from optional terminusdb_user/terminusdb_password settings;
     organisation terminusdb_org, default "admin"); PostgresDocumentStore(pool) when it is empty."""

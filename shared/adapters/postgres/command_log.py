@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from shared.adapters.postgres.pool import Pool
 from shared.domain.commands import Command
 from shared.ports import CommandLog
 
@@ -23,7 +24,7 @@ def command_from_row(row: asyncpg.Record) -> Command:
 
 
 class PostgresCommandLog(CommandLog):
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
     async def record(self, command: Command, topic: str) -> tuple[Command, bool]:

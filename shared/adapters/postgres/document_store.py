@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
+from shared.adapters.postgres.pool import Pool
 from shared.ports import DocumentStore
 
 
 class PostgresDocumentStore(DocumentStore):
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
     async def put_database(self, doc: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ import uuid
 
 import asyncpg
 
+from shared.adapters.postgres.pool import Pool
 from shared.domain.commands import AggregateType
 from shared.domain.events import Event
 from shared.ports import DuplicateEvent, EventStore, VersionTaken
@@ -19,7 +20,7 @@ def event_from_row(row: asyncpg.Record) -> Event:
 
 
 class PostgresEventStore(EventStore):
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
     async def append(self, event: Event, topic: str) -> Event:
