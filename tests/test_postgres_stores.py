@@ -1,6 +1,8 @@
 """The PostgreSQL adapters pass their port contracts, and the database refuses to rewrite history."""
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 
@@ -49,3 +51,28 @@ async def test_command_and_outbox_row_are_one_transaction(pool: Pool) -> None:
     row = await pool.fetchrow("SELECT topic, key FROM outbox ORDER BY id DESC LIMIT 1")
     assert (row["topic"], row["key"]) == ("topic-x", command.stream_key)
     assert await pool.fetchval("SELECT count(*) FROM outbox") == before + 1
+
+
+async def test_concurrent_records_share_transactions_and_each_stands_alone(pool: Pool) -> None:
+    """200 concurrent records through one log (group-committed): every command stored once with its one
+    outbox row in submission order; a reused idempotency key answers the first command, even within one
+    batch; a command the database cannot hold (a NUL in its payload) fails alone."""
+    log = PostgresCommandLog(pool)
+    commands = [make_command(key=f"k{i // 2}" if i < 20 else None) for i in range(200)]
+    commands = [c.model_copy(update={"actor": "batcher-" + commands[0].aggregate_id}) for c in commands]
+    bad = make_command().model_copy(update={"payload": {"name": "nul\u0000byte"}})
+    outcomes = await asyncio.gather(*(log.record(c, "topic-g") for c in [*commands, bad]), return_exceptions=True)
+    assert isinstance(outcomes[-1], asyncpg.PostgresError)
+    answers = outcomes[:-1]
+    for i, (command, answer) in enumerate(zip(commands, answers, strict=True)):
+        assert not isinstance(answer, BaseException), answer
+        stored, created = answer
+        if i < 20 and i % 2:  # the second of a pair sharing a key
+            assert (stored.command_id, created) == (commands[i - 1].command_id, False)
+        else:
+            assert (stored, created) == (command, True)
+    created_ids = [c.command_id for i, c in enumerate(commands) if not (i < 20 and i % 2)]
+    rows = await pool.fetch("SELECT command_id FROM outbox WHERE command_id = ANY($1::uuid[]) ORDER BY id",
+                            created_ids)
+    assert [r["command_id"] for r in rows] == created_ids
+    assert await log.get(bad.command_id) is None

@@ -7,7 +7,8 @@ from typing import Any
 
 import asyncpg
 
-from shared.adapters.postgres.pool import Pool
+from shared.adapters.postgres.group_commit import GroupCommit
+from shared.adapters.postgres.pool import Pool, statement_error
 from shared.domain.commands import Command
 from shared.ports import CommandLog
 
@@ -26,32 +27,70 @@ def command_from_row(row: asyncpg.Record) -> Command:
 class PostgresCommandLog(CommandLog):
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
+        self._group: GroupCommit[tuple[Command, str], tuple[Command, bool]] = GroupCommit(self._record_batch)
 
     async def record(self, command: Command, topic: str) -> tuple[Command, bool]:
+        # Group-committed: concurrent submissions share one transaction (see GroupCommit).
+        return await self._group.submit((command, topic))
+
+    async def _record_batch(self, items: list[tuple[Command, str]]) -> list[tuple[Command, bool] | Exception]:
+        try:
+            return list(await self._write_batch(items))
+        except asyncpg.PostgresError as exc:
+            if len(items) == 1 or not statement_error(exc):
+                raise
+        # One item the database refuses (a value it cannot hold) must not fail the others: each alone.
+        return [await self._write_one(item) for item in items]
+
+    async def _write_one(self, item: tuple[Command, str]) -> tuple[Command, bool] | Exception:
+        try:
+            return (await self._write_batch([item]))[0]
+        except asyncpg.PostgresError as exc:
+            if not statement_error(exc):
+                raise
+            return exc
+
+    async def _write_batch(self, items: list[tuple[Command, str]]) -> list[tuple[Command, bool]]:
+        """The commands and their outbox rows in one transaction, three statements whatever the count."""
+        commands = [c for c, _ in items]
         async with self.pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetchval(
+            inserted = {r["command_id"] for r in await conn.fetch(
                 """INSERT INTO commands (command_id, command_type, aggregate_type, aggregate_id, db_name,
                        actor, payload, expected_version, idempotency_key, metadata, created_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                   SELECT i, t, at, ag, d, a, p::jsonb, v, k, m::jsonb, c
+                   FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                               $7::text[], $8::int[], $9::text[], $10::text[], $11::timestamptz[])
+                        AS x(i, t, at, ag, d, a, p, v, k, m, c)
                    ON CONFLICT (actor, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
                    RETURNING command_id""",
-                command.command_id, command.command_type.value, command.aggregate_type.value,
-                command.aggregate_id, command.db_name, command.actor, command.payload,
-                command.expected_version, command.idempotency_key, command.metadata, command.created_at,
-            )
-            if inserted is None:
-                # The key was used before (possibly by a transaction that committed just now):
-                # the first command stands and nothing new is queued.
-                row = await conn.fetchrow(
-                    "SELECT * FROM commands WHERE actor = $1 AND idempotency_key = $2",
-                    command.actor, command.idempotency_key,
-                )
-                return command_from_row(row), False
-            await conn.execute(
-                "INSERT INTO outbox (topic, key, value, command_id) VALUES ($1, $2, $3, $4)",
-                topic, command.stream_key, json.dumps(command.to_message()), command.command_id,
-            )
-        return command, True
+                [c.command_id for c in commands], [c.command_type.value for c in commands],
+                [c.aggregate_type.value for c in commands], [c.aggregate_id for c in commands],
+                [c.db_name for c in commands], [c.actor for c in commands],
+                [json.dumps(c.payload) for c in commands], [c.expected_version for c in commands],
+                [c.idempotency_key for c in commands], [json.dumps(c.metadata) for c in commands],
+                [c.created_at for c in commands],
+            )}
+            # A key used before (possibly by a transaction that committed just now, or earlier in this
+            # batch): the first command stands and nothing new is queued for the later one.
+            reused = [c for c in commands if c.command_id not in inserted]
+            first: dict[tuple[str, str | None], Command] = {}
+            if reused:
+                rows = await conn.fetch(
+                    """SELECT c.* FROM commands c JOIN unnest($1::text[], $2::text[]) AS k(actor, key)
+                         ON c.actor = k.actor AND c.idempotency_key = k.key""",
+                    [c.actor for c in reused], [c.idempotency_key for c in reused])
+                first = {(r["actor"], r["idempotency_key"]): command_from_row(r) for r in rows}
+            queued = [(c, t) for c, t in items if c.command_id in inserted]
+            if queued:
+                # In the batch's order: the relay publishes one transaction's rows by id.
+                await conn.execute(
+                    """INSERT INTO outbox (topic, key, value, command_id)
+                       SELECT t, k, v, c FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[])
+                            WITH ORDINALITY AS x(t, k, v, c, n) ORDER BY n""",
+                    [t for _, t in queued], [c.stream_key for c, _ in queued],
+                    [json.dumps(c.to_message()) for c, _ in queued], [c.command_id for c, _ in queued])
+        return [(c, True) if c.command_id in inserted else (first[(c.actor, c.idempotency_key)], False)
+                for c in commands]
 
     async def record_received(self, command: Command) -> bool:
         inserted = await self.pool.fetchval(

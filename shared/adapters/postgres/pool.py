@@ -25,7 +25,7 @@ async def connect(dsn: str, command_timeout: float | None = None) -> asyncpg.Con
     return conn
 
 
-def _statement_error(exc: asyncpg.PostgresError) -> bool:
+def statement_error(exc: asyncpg.PostgresError) -> bool:
     """An error of one statement (a unique violation, a bad value): the server still serves the session and
     asyncpg raised it after the server said it is ready again. Not a FATAL error such as the "terminating
     connection due to administrator command" of a restart: asyncpg raises that while its protocol still
@@ -95,7 +95,7 @@ class Pool:
             yield conn
             clean = True
         except asyncpg.PostgresError as exc:
-            clean = _statement_error(exc)
+            clean = statement_error(exc)
             raise
         except asyncpg.InternalClientError:
             # The connection is this task's alone, so a clash of protocol states is not two operations: an
