@@ -1,17 +1,19 @@
-"""Command agents: one per command topic; each partition's commands run in order, partitions side by side."""
+"""Command agents: one per command topic; each partition runs its commands in batches, in Kafka order per
+aggregate, partitions side by side."""
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
 
+from agents.batch_status import BatchStatus
 from agents.failures import execute_with_retry, patiently, send_dead_letter
 from agents.runtime import open_runtime
 from shared import dead_letters as dead_letter_format
 from shared.application.access import REQUIRED, role_of
+from shared.application.execute import Report
 from shared.dead_letters import Origin
 from shared.domain.access import allows
 from shared.domain.commands import Command
@@ -20,17 +22,16 @@ from shared.tokens import InvalidToken, verify
 from streams.app import app, settings
 from streams.records import decode, encode
 from streams.topics import command_status, database_commands, instance_commands, ontology_commands
-from tables.handled import handled_commands, handled_idempotency_keys
 
 log = logging.getLogger(__name__)
 
 
-async def report(update: StatusUpdate) -> None:
+async def send_status(update: StatusUpdate) -> asyncio.Future[Any]:
+    """Queue a transition on the status topic; the future resolves with the broker's acknowledgement.
+    Keyed by command_id: all of one command's transitions land in one partition, in order."""
     runtime = await open_runtime(settings)
-    # Keyed by command_id: all of one command's transitions land in one partition, in order; waiting
-    # for the acknowledgement keeps PROCESSING ahead of COMPLETED even across producer retries.
-    await runtime.producer.send_and_wait(command_status.get_topic_name(), encode(update),
-                                         key=update.command_id.encode())
+    return await runtime.producer.send(command_status.get_topic_name(), encode(update),
+                                       key=update.command_id.encode())
 
 
 async def dead_letter(raw: Any, key: Any, error: str, reason: str = "rejected", origin: Origin | None = None,
@@ -42,7 +43,8 @@ def encode_dead_letter(raw: Any, error: str, reason: str = "rejected", **where: 
     return dead_letter_format.encode(raw, error, reason=reason, **where)
 
 
-async def handle(raw: bytes, key: Any, headers: dict[str, bytes], origin: Origin | None = None) -> None:
+async def handle(raw: bytes, key: Any, headers: dict[str, bytes], report: Report,
+                 origin: Origin | None = None) -> None:
     try:
         command = decode(Command, raw)
     except ValidationError as exc:
@@ -50,9 +52,6 @@ async def handle(raw: bytes, key: Any, headers: dict[str, bytes], origin: Origin
         await dead_letter(raw, key, f"undecodable command: {exc}", "undecodable", origin)
         return
     command_id = str(command.command_id)
-    # Fast path for redelivery: an entry here means the event is stored and the final status sent.
-    if handled_commands.get(command_id.encode()) is not None:
-        return
     runtime = await open_runtime(settings)
     if await patiently(lambda: runtime.executor.commands.get(command.command_id), command_id) is None:
         admitted = await patiently(lambda: admit(command, headers), command_id)
@@ -64,12 +63,8 @@ async def handle(raw: bytes, key: Any, headers: dict[str, bytes], origin: Origin
         command = admitted
     log.info("executing %s %s", command.command_type.value, command_id)
     # Transient failures retry with backoff (RETRYING); retries exhausted → FAILED + dead letter.
-    event = await execute_with_retry(command, lambda: runtime.execute(command, report), report, raw, key, origin)
-    if event is None:
-        return
-    handled_commands[command_id.encode()] = str(event.event_id).encode()
-    if command.idempotency_key:
-        handled_idempotency_keys[f"{command.actor}:{command.idempotency_key}".encode()] = command_id.encode()
+    # A redelivered command finds its stored event and only re-sends its final status (idempotent).
+    await execute_with_retry(command, lambda: runtime.execute(command, report), report, raw, key, origin)
 
 
 async def admit(command: Command, headers: dict[str, bytes]) -> Command | None:
@@ -112,58 +107,85 @@ def header_map(headers: Any) -> dict[str, bytes]:
     return {str(k).lower(): (v if isinstance(v, bytes) else str(v).encode()) for k, v in items}
 
 
-IN_FLIGHT = 32  # commands one agent runs at once, across its partitions
+IN_FLIGHT = 1000  # messages one agent has taken and not yet acknowledged, across its partitions
+BATCH = 200  # commands one partition hands to one batch
+WITHIN = 0.005  # seconds a partition waits for more once it has one ready
 
 
 async def consume(stream: Any) -> None:
     manual = stream.noack()
     gate = asyncio.Semaphore(IN_FLIGHT)
-    tails: dict[Any, asyncio.Task[None]] = {}
+    queues: dict[Any, asyncio.Queue[Any]] = {}
+    runners: list[asyncio.Task[None]] = []
     try:
         async for event in manual.events():
             await gate.acquire()
             tp = event.message.tp
-            # One partition's commands run one after another, in Kafka's order (an aggregate's commands
-            # share a key, hence a partition); different partitions run side by side. The task is created
-            # here, inside the stream iteration, so it copies the context in which Faust's current_event()
-            # is this event: its table writes go to this event's changelog partition.
-            task = asyncio.create_task(process(manual, event, tails.get(tp), gate))
-            tails[tp] = task
-            task.add_done_callback(forget(tails, tp))
+            if tp not in queues:
+                # One runner per partition: a partition's batches run one after another, in Kafka's
+                # order; different partitions run side by side.
+                queues[tp] = asyncio.Queue()
+                runners.append(asyncio.create_task(run_partition(manual, queues[tp], gate)))
+            queues[tp].put_nowait(event)
     finally:
-        # Stopping (or a rebalance): what is still running is abandoned unacknowledged and delivered
-        # again to whoever owns the partition next (handling is idempotent; append+apply is shielded).
-        for task in list(tails.values()):
-            task.cancel()
+        # Stopping (or a rebalance): what is still queued or running is abandoned unacknowledged and
+        # delivered again to whoever owns the partition next (handling is idempotent; append+apply is
+        # shielded).
+        for runner in runners:
+            runner.cancel()
 
 
-def forget(tails: dict[Any, asyncio.Task[None]], tp: Any) -> Callable[[asyncio.Task[None]], None]:
-    """Drop a finished task from the chain heads unless a later one has replaced it."""
-    def done(task: asyncio.Task[None]) -> None:
-        if tails.get(tp) is task:
-            del tails[tp]
-    return done
+async def run_partition(manual: Any, queue: asyncio.Queue[Any], gate: asyncio.Semaphore) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        batch = [await queue.get()]
+        deadline = loop.time() + WITHIN
+        while len(batch) < BATCH:
+            if queue.empty():
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                try:
+                    # Queue.get loses nothing when cancelled here: the item stays until get_nowait takes it.
+                    batch.append(await asyncio.wait_for(queue.get(), left))
+                except TimeoutError:
+                    break
+            else:
+                batch.append(queue.get_nowait())
+        await handle_batch(batch)
+        # Acknowledged by hand, after the whole batch is handled and its statuses acknowledged: Faust's
+        # own iterator acks an event in a `finally`, so a worker stopped mid-command would commit the offset
+        # of a command it never finished and no worker would see it again (tests/test_worker_restart.py).
+        # One partition's acks come in offset order (batches in order, a batch in its order); Faust
+        # commits the contiguous prefix.
+        for event in batch:
+            await manual.ack(event)
+        for _ in batch:
+            gate.release()
 
 
-async def process(manual: Any, event: Any, previous: asyncio.Task[None] | None,
-                  gate: asyncio.Semaphore) -> None:
+async def handle_batch(batch: list[Any]) -> None:
+    """The batch's commands, one aggregate's in Kafka order (an aggregate's commands share a key), different
+    aggregates side by side: their appends share transactions (the event store group-commits) and their
+    statuses go out together (BatchStatus). A command's failure or crash is its own: the others go on."""
+    status = BatchStatus(send_status)
+    chains: dict[Any, asyncio.Task[None]] = {}
+    for event in batch:
+        chains[event.key] = asyncio.create_task(after(chains.get(event.key), event, status))
+    await asyncio.wait(chains.values())
+    await patiently(status.flush, "sending the batch's statuses")
+
+
+async def after(previous: asyncio.Task[None] | None, event: Any, report: Report) -> None:
+    if previous is not None:
+        await asyncio.wait([previous])  # its outcome is its own business; only the order matters here
+    origin = Origin(event.message.topic, event.message.partition, event.message.offset)
     try:
-        if previous is not None:
-            await asyncio.wait([previous])  # its outcome is its own business; only the order matters here
-        origin = Origin(event.message.topic, event.message.partition, event.message.offset)
-        try:
-            await handle(event.value, event.key, header_map(event.headers), origin)
-        except Exception as exc:  # noqa: BLE001 — last resort: a crashed agent would stall the partition
-            log.exception("handling the message at %s failed", origin)
-            if not await has_stored_event(event.value):  # done work is never offered for resubmission
-                await dead_letter(event.value, event.key, f"{type(exc).__name__}: {exc}", "crashed", origin)
-        # Acknowledged by hand, after the command is handled: Faust's own iterator acks an event in
-        # a `finally`, so a worker stopped mid-command would commit the offset of a command it never
-        # finished and no worker would see it again (measured: tests/test_worker_restart.py). Acks of
-        # one partition come in offset order (the chain above); Faust commits the contiguous prefix.
-        await manual.ack(event)
-    finally:
-        gate.release()
+        await handle(event.value, event.key, header_map(event.headers), report, origin)
+    except Exception as exc:  # noqa: BLE001 — last resort: a crashed command must not stall its partition
+        log.exception("handling the message at %s failed", origin)
+        if not await has_stored_event(event.value):  # done work is never offered for resubmission
+            await dead_letter(event.value, event.key, f"{type(exc).__name__}: {exc}", "crashed", origin)
 
 
 @app.agent(database_commands)

@@ -24,7 +24,7 @@ from shared.stack import kafka, postgres
 ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = {
     "relay": [sys.executable, "-m", "shared.cli", "relay"],
-    "worker": [sys.executable, "-m", "faust", "-A", "agents.worker", "worker", "-l", "warn"],
+    "worker": [sys.executable, "-m", "faust", "-A", "agents.worker", "worker", "-l", "info"],
     "web": [sys.executable, "-m", "shared.cli", "web"],
 }
 

@@ -76,7 +76,7 @@ async def count(es: Any, name: str) -> int:
 async def live(settings: Settings, env: dict[str, str], events: list[Event], db: str, es: Any) -> dict[str, Any]:
     log = open(f"/tmp/{settings.namespace}-worker.log", "wb")  # noqa: SIM115, ASYNC230 — the child's log
     worker = subprocess.Popen(  # noqa: ASYNC220 — started once, before timing
-        [sys.executable, "-m", "faust", "-A", "agents.worker", "worker", "-l", "warn"],
+        [sys.executable, "-m", "faust", "-A", "agents.worker", "worker", "-l", "info"],
         env={**os.environ, **env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         async with aiohttp.ClientSession() as http:

@@ -12,10 +12,11 @@ app = faust.App(
     broker=f"kafka://{settings.kafka_bootstrap}",
     store="memory://",
     # At-least-once, on purpose. Every table write here is idempotent: a status transition is applied
-    # once (apply_update drops one already in the history) and handled_commands is a set, so
-    # reprocessing after a crash rewrites the same values (tests/test_worker_restart.py kills a worker
-    # mid-stream and compares every key). exactly_once was tried first: after a SIGKILL, Faust 0.15.3
-    # left a partition unconsumed until a pending transactional offset commit timed out (minutes),
+    # once (apply_update drops one already in the history), and a redelivered command finds its stored
+    # event and only re-sends its final status, so reprocessing after a crash rewrites the same values
+    # (tests/test_worker_restart.py kills a worker mid-stream and compares every key). exactly_once was
+    # tried first: after a SIGKILL, Faust 0.15.3 left a partition unconsumed until a pending
+    # transactional offset commit timed out (minutes),
     # and its transactional producer for a topic commits only with its consumer's own offsets, which
     # stalls a topic read by the agent that feeds it (see the README).
     processing_guarantee="at_least_once",

@@ -107,3 +107,32 @@ async def test_an_event_whose_document_was_never_written_is_applied(stack: Stack
         await asyncio.sleep(0.1)
     assert code == 200 and cls["event_id"] == str(event.event_id) and cls["version"] == 1
     assert len(await pool.fetch("SELECT 1 FROM events WHERE command_id = $1", half.command_id)) == 1
+
+
+async def test_the_unapplied_sweep_ages_events_by_their_append_and_queues_a_command_once(pool: Pool) -> None:
+    """A bulk command decides its events, archives them for a long while, then appends them: the sweep
+    waits from the append (not from the decision) before calling them unapplied, and queues the command
+    once however many of its aggregates lack their document."""
+    from datetime import timedelta
+
+    from shared.adapters.postgres.redelivery import requeue_unapplied_commands
+    from shared.domain.commands import utcnow
+    from shared.domain.events import Event, EventType
+
+    db = f"db-{uuid.uuid4().hex[:8]}"
+    await PostgresDocumentStore(pool).put_database({"name": db, "description": "d", "version": 1,
+                                                    "source_command_id": "c", "event_id": "e"})
+    bulk = Command(command_type=CommandType.BULK_CREATE_INSTANCES, aggregate_id=db, db_name=db, actor="tester",
+                   payload={"class_id": "Thing", "instances": [{"instance_id": f"t{i}"} for i in range(50)]})
+    await record_only(pool, bulk)
+    decided = utcnow() - timedelta(minutes=5)
+    await PostgresEventStore(pool).append_many([Event(
+        event_id=uuid.uuid4(), event_type=EventType.INSTANCE_CREATED, aggregate_type=bulk.aggregate_type, aggregate_id=f"t{i}",
+        db_name=db, version=1, command_id=bulk.command_id, actor="tester", occurred_at=decided,
+        data={"instance_id": f"t{i}", "class_id": "Thing", "data": {}, "version": 1}) for i in range(50)], "t")
+    queued = "SELECT count(*) FROM outbox WHERE command_id = $1"
+    async with pool.acquire() as conn:
+        assert await requeue_unapplied_commands(conn, 8, lambda c: "t") == 0  # appended just now
+        assert await pool.fetchval(queued, bulk.command_id) == 0
+        assert await requeue_unapplied_commands(conn, 0, lambda c: "t") == 1
+    assert await pool.fetchval(queued, bulk.command_id) == 1

@@ -6,6 +6,7 @@ import uuid
 
 import asyncpg
 
+from shared.adapters.postgres.group_commit import GroupCommit
 from shared.adapters.postgres.pool import Pool
 from shared.domain.commands import AggregateType
 from shared.domain.events import Event
@@ -19,30 +20,61 @@ def event_from_row(row: asyncpg.Record) -> Event:
     return Event(**dict(row))
 
 
+def _conflict(exc: asyncpg.UniqueViolationError) -> DuplicateEvent | VersionTaken:
+    if exc.constraint_name and "version" in exc.constraint_name:
+        return VersionTaken(str(exc))
+    return DuplicateEvent(str(exc))
+
+
 class PostgresEventStore(EventStore):
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
+        self._group: GroupCommit[tuple[Event, str], Event] = GroupCommit(self._append_batch)
 
     async def append(self, event: Event, topic: str) -> Event:
+        # Group-committed: concurrent appends (one batch's commands) share one transaction.
+        return await self._group.submit((event, topic))
+
+    async def _append_batch(self, items: list[tuple[Event, str]]) -> list[Event | Exception]:
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                position = await conn.fetchval(
-                    """INSERT INTO events (event_id, event_type, aggregate_type, aggregate_id, db_name,
-                           version, command_id, actor, occurred_at, data)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING position""",
-                    event.event_id, event.event_type.value, event.aggregate_type.value, event.aggregate_id,
-                    event.db_name, event.version, event.command_id, event.actor, event.occurred_at,
-                    event.data,
-                )
-                stored = event.model_copy(update={"position": position})
-                await conn.execute(
-                    "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)",
-                    topic, f"{event.db_name}/{event.aggregate_id}", json.dumps(stored.to_message()),
-                )
+            return list(await self._insert(items))
         except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name and "version" in exc.constraint_name:
-                raise VersionTaken(str(exc)) from exc
-            raise DuplicateEvent(str(exc)) from exc
+            if len(items) == 1:
+                raise _conflict(exc) from exc
+        # One item conflicts (a redelivered command, a version taken): the batch rolled back as a whole,
+        # so each is appended alone and only the conflicting ones fail, each with its own reason.
+        outcomes: list[Event | Exception] = []
+        for item in items:
+            try:
+                outcomes.extend(await self._insert([item]))
+            except asyncpg.UniqueViolationError as exc:
+                outcomes.append(_conflict(exc))
+        return outcomes
+
+    async def _insert(self, items: list[tuple[Event, str]]) -> list[Event]:
+        events = [e for e, _ in items]
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """INSERT INTO events (event_id, event_type, aggregate_type, aggregate_id, db_name,
+                       version, command_id, actor, occurred_at, data)
+                   SELECT i, t, at, ag, d, v, c, a, o, x::jsonb
+                   FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
+                               $7::uuid[], $8::text[], $9::timestamptz[], $10::text[])
+                        WITH ORDINALITY AS u(i, t, at, ag, d, v, c, a, o, x, n)
+                   ORDER BY n
+                   RETURNING event_id, position""",
+                [e.event_id for e in events], [e.event_type.value for e in events],
+                [e.aggregate_type.value for e in events], [e.aggregate_id for e in events],
+                [e.db_name for e in events], [e.version for e in events], [e.command_id for e in events],
+                [e.actor for e in events], [e.occurred_at for e in events], [json.dumps(e.data) for e in events])
+            position = {r["event_id"]: r["position"] for r in rows}
+            stored = [e.model_copy(update={"position": position[e.event_id]}) for e in events]
+            await conn.execute(
+                """INSERT INTO outbox (topic, key, value)
+                   SELECT t, k, v FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(t, k, v, n)
+                   ORDER BY n""",
+                [t for _, t in items], [f"{e.db_name}/{e.aggregate_id}" for e in stored],
+                [json.dumps(e.to_message()) for e in stored])
         return stored
 
     async def append_many(self, events: list[Event], topic: str) -> None:
@@ -61,9 +93,7 @@ class PostgresEventStore(EventStore):
                     [(topic, f"{e.db_name}/{e.aggregate_id}", json.dumps(e.to_message())) for e in events],
                 )
         except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name and "version" in exc.constraint_name:
-                raise VersionTaken(str(exc)) from exc
-            raise DuplicateEvent(str(exc)) from exc
+            raise _conflict(exc) from exc
 
     async def for_command(self, command_id: uuid.UUID) -> list[Event]:
         rows = await self.pool.fetch(

@@ -36,18 +36,20 @@ async def requeue_stale_commands(conn: asyncpg.Connection, older_than: float,
     return len(commands)
 
 
-# Latest versioned event of each aggregate (recent ones only) that the embedded document store does
-# not reflect yet: the agent appended it, then stopped before writing the document.
+# Latest versioned event of each aggregate (appended recently, but longer ago than the agent needs to
+# write its document) that the embedded document store does not reflect yet: the agent appended it,
+# then stopped before writing the document.
 UNAPPLIED = """
 WITH latest AS (
   SELECT DISTINCT ON (db_name, aggregate_type, aggregate_id)
          command_id, event_type, db_name, aggregate_type, aggregate_id, version
   FROM events
   WHERE version IS NOT NULL
-    AND occurred_at BETWEEN clock_timestamp() - interval '1 hour' AND clock_timestamp() - make_interval(secs => $1)
+    AND appended_at BETWEEN clock_timestamp() - interval '1 hour' AND clock_timestamp() - make_interval(secs => $1)
   ORDER BY db_name, aggregate_type, aggregate_id, version DESC
 )
-SELECT c.* FROM latest l JOIN commands c ON c.command_id = l.command_id
+-- One row per command: a bulk command is the latest event of thousands of aggregates.
+SELECT DISTINCT ON (c.command_id) c.* FROM latest l JOIN commands c ON c.command_id = l.command_id
 WHERE CASE
   WHEN l.aggregate_type = 'database' THEN NOT EXISTS (
     SELECT 1 FROM docs.databases d WHERE d.name = l.db_name AND d.version >= l.version)
