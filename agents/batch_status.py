@@ -7,15 +7,16 @@ from typing import Any
 
 from shared.domain.status import FINAL, CommandStatus, StatusUpdate
 
-Send = Callable[[StatusUpdate], Awaitable[Any]]  # returns the broker's acknowledgement future
+# Sends one command's transitions, in order, as one message; returns the broker's acknowledgement future.
+Send = Callable[[list[StatusUpdate]], Awaitable[Any]]
 
 
 class BatchStatus:
     """The `report` of the commands of one batch. "Started" (PROCESSING without progress) and final
-    statuses are held and sent at the end of the batch, all started ones first and awaited, then all finals
-    and awaited: two waits for the broker per batch instead of two per command, and for every command
-    PROCESSING is acknowledged before its final status is even sent. A progress or RETRYING update goes out
-    at once (a long command shows it live), after that command's own held updates."""
+    statuses are held and sent at the end of the batch, a command's PROCESSING and final status together in
+    one message (folded in that order): one wait for the broker per batch instead of two per command, and
+    one status message per command. A progress or RETRYING update goes out at once (a long command shows it
+    live), after that command's held PROCESSING."""
 
     def __init__(self, send: Send) -> None:
         self.send = send
@@ -29,14 +30,14 @@ class BatchStatus:
             self.finals.append(update)
         else:
             held = self.started.pop(update.command_id, None)
-            if held is not None:
-                await (await self.send(held))
-            await (await self.send(update))
+            await (await self.send([held, update] if held is not None else [update]))
 
     async def flush(self) -> None:
-        """Safe to call again after a failure: what was not acknowledged is sent again (a transition the
-        status table already holds is dropped there)."""
-        await asyncio.gather(*[await self.send(u) for u in self.started.values()])
-        self.started = {}
-        await asyncio.gather(*[await self.send(u) for u in self.finals])
-        self.finals = []
+        """Safe to call again after a failure: everything is sent again (a transition the status table
+        already holds is dropped there)."""
+        messages = [[u] for c, u in self.started.items() if c not in {f.command_id for f in self.finals}]
+        for final in self.finals:
+            held = self.started.get(final.command_id)
+            messages.append([held, final] if held is not None else [final])
+        await asyncio.gather(*[await self.send(m) for m in messages])
+        self.started, self.finals = {}, []

@@ -20,18 +20,19 @@ from shared.domain.commands import Command
 from shared.domain.status import StatusUpdate
 from shared.tokens import InvalidToken, verify
 from streams.app import app, settings
-from streams.records import decode, encode
+from streams.records import decode, encode_updates
 from streams.topics import command_status, database_commands, instance_commands, ontology_commands
 
 log = logging.getLogger(__name__)
 
 
-async def send_status(update: StatusUpdate) -> asyncio.Future[Any]:
-    """Queue a transition on the status topic; the future resolves with the broker's acknowledgement.
-    Keyed by command_id: all of one command's transitions land in one partition, in order."""
+async def send_status(updates: list[StatusUpdate]) -> asyncio.Future[Any]:
+    """Queue one command's transitions (in order, one message) on the status topic; the future resolves
+    with the broker's acknowledgement. Keyed by command_id: all of one command's messages land in one
+    partition, in order."""
     runtime = await open_runtime(settings)
-    return await runtime.producer.send(command_status.get_topic_name(), encode(update),
-                                       key=update.command_id.encode())
+    return await runtime.producer.send(command_status.get_topic_name(), encode_updates(updates),
+                                       key=updates[0].command_id.encode())
 
 
 async def dead_letter(raw: Any, key: Any, error: str, reason: str = "rejected", origin: Origin | None = None,

@@ -1,6 +1,7 @@
 """Status agent: folds status transitions into the command_status table and announces them on Redis."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -9,25 +10,49 @@ from faust.web import Request, Response, View
 
 from agents.runtime import open_runtime
 from shared.channels import command_channel, user_channel
-from shared.domain.status import StatusRecord, StatusUpdate, apply_update
+from shared.domain.status import StatusRecord, apply_update
 from streams.app import app, settings
-from streams.records import decode
+from streams.records import decode, decode_updates
 from streams.topics import command_status as status_topic
 from tables.status import command_status
 
 log = logging.getLogger(__name__)
 
 
-async def announce(record: StatusRecord) -> None:
-    runtime = await open_runtime(settings)
-    message = json.dumps(record.to_api())
-    try:
-        async with runtime.redis.pipeline(transaction=False) as pipe:
-            pipe.publish(command_channel(settings, record.command_id), message)
-            pipe.publish(user_channel(settings, record.actor), message)
-            await pipe.execute()
-    except Exception as exc:  # noqa: BLE001 — Redis is only the live push; the table is the record
-        log.warning("status push for %s skipped: %s", record.command_id, exc)
+class Announcer:
+    """Pushes status records to Redis from one task, everything queued since the last push in one pipelined
+    round trip, in the order folded: the status agent never waits for Redis (it is only the live push; the
+    table is the record), so its pace is the table's, not a Redis round trip per transition."""
+
+    def __init__(self) -> None:
+        self.queue: list[StatusRecord] = []
+        self.ready = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def push(self, record: StatusRecord) -> None:
+        self.queue.append(record)
+        self.ready.set()
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self.run())
+
+    async def run(self) -> None:
+        runtime = await open_runtime(settings)
+        while True:
+            await self.ready.wait()
+            self.ready.clear()
+            records, self.queue = self.queue, []
+            try:
+                async with runtime.redis.pipeline(transaction=False) as pipe:
+                    for record in records:
+                        message = json.dumps(record.to_api())
+                        pipe.publish(command_channel(settings, record.command_id), message)
+                        pipe.publish(user_channel(settings, record.actor), message)
+                    await pipe.execute()
+            except Exception as exc:  # noqa: BLE001 — Redis is only the live push; the table is the record
+                log.warning("status push of %d update(s) skipped: %s", len(records), exc)
+
+
+announcer = Announcer()
 
 
 @app.agent(status_topic)
@@ -39,15 +64,20 @@ async def status_agent(stream: Any) -> None:
 
 
 async def fold(raw: bytes) -> None:
-    update = decode(StatusUpdate, raw)
-    key = update.command_id.encode()
+    """One message: one command's transitions, folded in order, written to the table once."""
+    updates = decode_updates(raw)
+    key = updates[0].command_id.encode()
     stored = command_status.get(key)
-    record = apply_update(decode(StatusRecord, stored) if stored else None, update)
-    if record is None:
-        return
-    # Reassign (never mutate in place): only an assignment is written to the changelog.
-    command_status[key] = record.model_dump_json().encode()
-    await announce(record)
+    record = decode(StatusRecord, stored) if stored else None
+    changed = False
+    for update in updates:
+        folded = apply_update(record, update)
+        if folded is not None:
+            record, changed = folded, True
+            announcer.push(folded)
+    if changed and record is not None:
+        # Reassign (never mutate in place): only an assignment is written to the changelog.
+        command_status[key] = record.model_dump_json().encode()
 
 
 @app.page("/status/{command_id}")

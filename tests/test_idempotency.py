@@ -127,7 +127,8 @@ async def test_the_unapplied_sweep_ages_events_by_their_append_and_queues_a_comm
     await record_only(pool, bulk)
     decided = utcnow() - timedelta(minutes=5)
     await PostgresEventStore(pool).append_many([Event(
-        event_id=uuid.uuid4(), event_type=EventType.INSTANCE_CREATED, aggregate_type=bulk.aggregate_type, aggregate_id=f"t{i}",
+        event_id=uuid.uuid4(), event_type=EventType.INSTANCE_CREATED, aggregate_type=bulk.aggregate_type,
+        aggregate_id=f"t{i}",
         db_name=db, version=1, command_id=bulk.command_id, actor="tester", occurred_at=decided,
         data={"instance_id": f"t{i}", "class_id": "Thing", "data": {}, "version": 1}) for i in range(50)], "t")
     queued = "SELECT count(*) FROM outbox WHERE command_id = $1"
