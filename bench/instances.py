@@ -1,6 +1,6 @@
 """Instances per second end to end against a running stack (`./spice.sh up`), with a same-run baseline.
 
-Run: .venv/bin/python -m bench.instances [BULK_N] [SINGLE_N] [CONCURRENCY]
+Run: .venv/bin/python -m bench.instances [BULK_N] [SINGLE_N] [CONCURRENCY] [--json]
 Prints: a bulk create of BULK_N instances (one command, submit -> COMPLETED), SINGLE_N single
 creates at CONCURRENCY (submit -> every one COMPLETED), and as the baseline the archive alone:
 BULK_N conditional puts straight to the configured archive (S3 or directory) at the executor's
@@ -98,7 +98,7 @@ async def archive_baseline(n: int) -> float:
     return n / elapsed
 
 
-async def main(bulk_n: int, single_n: int, concurrency: int) -> None:
+async def main(bulk_n: int, single_n: int, concurrency: int, as_json: bool = False) -> None:
     settings = load()
     base = f"http://{settings.web_host}:{settings.web_port}"
     token = (settings.home / "admin.token").read_text().strip()
@@ -128,8 +128,14 @@ async def main(bulk_n: int, single_n: int, concurrency: int) -> None:
           f"({bulk_rate / baseline:4.2f}x baseline)")
     print(f"{single_n} single creates at {concurrency:>3}:   {single_rate:8.0f} instances/s  "
           f"({single_rate / baseline:4.2f}x baseline)")
+    if as_json:
+        print(json.dumps({"bench": "instances", "bulk_n": bulk_n, "single_n": single_n, "concurrency": concurrency,
+                          "archive_puts_per_s": baseline, "bulk_per_s": bulk_rate,
+                          "bulk_ratio": bulk_rate / baseline, "single_per_s": single_rate,
+                          "single_ratio": single_rate / baseline}))
 
 
 if __name__ == "__main__":
-    args = [int(a) for a in sys.argv[1:]]
-    asyncio.run(main(*(args + [10_000, 500, 50][len(args):])))
+    bulk_n, single_n, concurrency = [int(a) for a in sys.argv[1:] if a != "--json"] + [10_000, 500, 50][
+        len([a for a in sys.argv[1:] if a != "--json"]):]
+    asyncio.run(main(bulk_n, single_n, concurrency, as_json="--json" in sys.argv[1:]))
