@@ -136,6 +136,6 @@ async def main(bulk_n: int, single_n: int, concurrency: int, as_json: bool = Fal
 
 
 if __name__ == "__main__":
-    bulk_n, single_n, concurrency = [int(a) for a in sys.argv[1:] if a != "--json"] + [10_000, 500, 50][
-        len([a for a in sys.argv[1:] if a != "--json"]):]
+    numbers = [int(a) for a in sys.argv[1:] if a != "--json"]
+    bulk_n, single_n, concurrency = numbers + [10_000, 500, 50][len(numbers):]
     asyncio.run(main(bulk_n, single_n, concurrency, as_json="--json" in sys.argv[1:]))
