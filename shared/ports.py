@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
+from datetime import datetime
 from typing import Any
 
 from shared.domain.commands import AggregateType, Command
@@ -64,7 +65,14 @@ class EventStore(ABC):
 
     @abstractmethod
     async def history(self, db_name: str, aggregate_type: AggregateType, aggregate_id: str) -> list[Event]:
-        """Every versioned event of one aggregate, oldest first."""
+        """Every versioned event of one aggregate in the database's current incarnation (from its latest
+        DATABASE_CREATED on: a database deleted and created again under its name starts with no history),
+        oldest first."""
+
+    @abstractmethod
+    async def deleted_at(self, db_name: str) -> datetime | None:
+        """When a database of this name was last deleted (None if never): what was recorded up to then
+        belongs to an earlier database of the name."""
 
     @abstractmethod
     async def last_version(self, db_name: str, aggregate_type: AggregateType, aggregate_id: str) -> int:

@@ -113,9 +113,15 @@ async def status_route(request: web.Request) -> web.Response:
 
 
 async def may_see(request: web.Request, record: StatusRecord) -> None:
-    """A command's status is for its submitter and for readers of its database."""
-    if record.actor != actor(request) and not allows(await role_of(request, record.db_name), Role.READER):
-        raise SubmitError(403, f"command {record.command_id} is not yours", command_id=record.command_id)
+    """A command's status is for its submitter and for readers of its database: of the database it was
+    recorded for, not of a later database created under the same name."""
+    if record.actor == actor(request) or actor(request) == services(request).settings.admin_user:
+        return
+    if allows(await role_of(request, record.db_name), Role.READER):
+        deleted = await services(request).events.deleted_at(record.db_name)
+        if deleted is None or record.created_at > deleted:
+            return
+    raise SubmitError(403, f"command {record.command_id} is not yours", command_id=record.command_id)
 
 
 routes.get("/api/v1/commands/{command_id}")(status_route)

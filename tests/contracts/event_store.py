@@ -73,3 +73,22 @@ class EventStoreContract:
         with pytest.raises(VersionTaken):
             await store.append_many(batch, "t")
         assert await store.for_command(clash.command_id) == []
+
+    async def test_history_belongs_to_the_current_database_of_a_name(self, store: EventStore,
+                                                                      aggregate: str) -> None:
+        db = f"db-{aggregate.lower()}"
+
+        def database_event(kind: EventType, version: int) -> Event:
+            command = Command(command_type=CommandType.CREATE_DATABASE, aggregate_id=db, db_name=db, actor="a")
+            return event_for(command, kind, version, {"name": db})
+
+        cls = Command(command_type=CommandType.CREATE_ONTOLOGY_CLASS, aggregate_id=aggregate, db_name=db, actor="a")
+        assert await store.deleted_at(db) is None
+        await store.append(database_event(EventType.DATABASE_CREATED, 1), "t")
+        await store.append(event_for(cls, EventType.ONTOLOGY_CLASS_CREATED, 1, {"class_id": aggregate}), "t")
+        assert len(await store.history(db, AggregateType.ONTOLOGY_CLASS, aggregate)) == 1
+        await store.append(database_event(EventType.DATABASE_DELETED, 2), "t")
+        assert await store.deleted_at(db) is not None
+        await store.append(database_event(EventType.DATABASE_CREATED, 3), "t")
+        assert await store.history(db, AggregateType.ONTOLOGY_CLASS, aggregate) == []
+        assert [e.version for e in await store.history(db, AggregateType.DATABASE, db)] == [3]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 
 import asyncpg
 
@@ -102,13 +103,24 @@ class PostgresEventStore(EventStore):
         return [event_from_row(r) for r in rows]
 
     async def history(self, db_name: str, aggregate_type: AggregateType, aggregate_id: str) -> list[Event]:
+        # From the database's latest creation on (the unique index on (db_name, aggregate_type,
+        # aggregate_id, version) finds it): an earlier database of the name keeps its history to itself.
         rows = await self.pool.fetch(
             f"""SELECT {COLUMNS} FROM events
                 WHERE db_name = $1 AND aggregate_type = $2 AND aggregate_id = $3 AND version IS NOT NULL
+                  AND position >= (SELECT coalesce(max(position), 0) FROM events
+                                   WHERE db_name = $1 AND aggregate_type = 'database' AND aggregate_id = $1
+                                     AND event_type = 'DATABASE_CREATED')
                 ORDER BY version""",
             db_name, aggregate_type.value, aggregate_id,
         )
         return [event_from_row(r) for r in rows]
+
+    async def deleted_at(self, db_name: str) -> datetime | None:
+        value = await self.pool.fetchval(
+            """SELECT max(occurred_at) FROM events WHERE db_name = $1 AND aggregate_type = 'database'
+                 AND aggregate_id = $1 AND event_type = 'DATABASE_DELETED'""", db_name)
+        return value  # type: ignore[no-any-return]
 
     async def last_version(self, db_name: str, aggregate_type: AggregateType, aggregate_id: str) -> int:
         value = await self.pool.fetchval(
