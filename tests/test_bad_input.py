@@ -91,3 +91,49 @@ async def test_unknown_command_and_route(stack: Stack) -> None:
     assert code == 404
     code, answer = await stack.request("GET", "/api/v1/nothing/here")
     assert code == 404 and answer["detail"]["message"]
+
+
+UNSTORABLE: list[tuple[str, bytes, int, str]] = [
+    ("NaN", b'{"id": "X", "description": NaN}', 400, "not a number JSON allows"),
+    ("Infinity", b'{"id": "X", "label": Infinity}', 400, "not a number JSON allows"),
+    ("-Infinity", b'{"id": "X", "label": -Infinity}', 400, "not a number JSON allows"),
+    ("1e999", b'{"id": "X", "label": 1e999}', 400, "out of range"),
+    ("-1e999", b'{"id": "X", "label": -1e999}', 400, "out of range"),
+    ("NUL in a value", b'{"id": "X", "description": "a\\u0000b"}', 422, "NUL"),
+    ("NUL in a key", b'{"id": "X", "a\\u0000": 1}', 422, "NUL"),
+    ("lone high surrogate", b'{"id": "X", "description": "\\ud800"}', 422, "surrogate"),
+    ("lone low surrogate", b'{"id": "X", "description": "x\\udfff"}', 422, "surrogate"),
+    ("nested 2000 deep", b'{"id": "X", "description": ' + b"[" * 2000 + b"]" * 2000 + b"}", 422, "nested"),
+    ("nested 100 deep", b'{"id": "X", "description": ' + b"[" * 100 + b"]" * 100 + b"}", 422, "nested"),
+    ("a 5000-digit integer", b'{"id": "X", "label": ' + b"9" * 5000 + b"}", 400, "not valid JSON"),
+]
+
+
+@pytest.mark.parametrize("case", UNSTORABLE, ids=[c[0] for c in UNSTORABLE])
+async def test_what_no_store_can_hold_is_a_4xx(stack: Stack, pool: Pool, db: str,
+                                               case: tuple[str, bytes, int, str]) -> None:
+    _, body, status, fragment = case
+    before = await pool.fetchval("SELECT count(*) FROM commands")
+    for path in (f"/api/v1/ontology/{db}/async/create", f"/api/v1/instances/{db}/async/Person/create"):
+        # The same content inside an instance's metadata.
+        sent = body if "ontology" in path else body.replace(b'{"id": "X", ', b'{"data": {"name": "n"}, "metadata": {',
+                                                            1) + b"}"
+        code, answer = await stack.request("POST", path, data=sent, headers={"Content-Type": "application/json"})
+        assert code == status, (path, code, answer)
+        assert fragment in answer["detail"]["message"], answer
+    assert await pool.fetchval("SELECT count(*) FROM commands") == before
+
+
+async def test_a_bad_charset_or_idempotency_key_is_a_4xx(stack: Stack, pool: Pool, db: str) -> None:
+    before = await pool.fetchval("SELECT count(*) FROM commands")
+    code, answer = await stack.request("POST", f"/api/v1/ontology/{db}/async/create", data=b'{"id": "X"}',
+                                       headers={"Content-Type": "application/json; charset=nope"})
+    assert code == 400 and "UTF-8" in answer["detail"]["message"], answer
+    for key in ("caf\xe9", "a\tb", "x" * 201):
+        code, answer = await stack.request("POST", f"/api/v1/ontology/{db}/async/create", json={"id": "X"},
+                                           headers={"Idempotency-Key": key})
+        assert code == 400 and "Idempotency-Key" in answer["detail"]["message"], (key, answer)
+    code, answer = await stack.request("POST", f"/api/v1/instances/{db}/async/Person/create",
+                                       json={"data": {"instance_id": "a..b", "name": "x"}})
+    assert code == 422 and "instance_id" in answer["detail"]["message"], answer
+    assert await pool.fetchval("SELECT count(*) FROM commands") == before

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -14,16 +16,63 @@ from shared.params import BadParameter, bounded_int
 M = TypeVar("M", bound=BaseModel)
 
 
+MAX_DEPTH = 64  # arrays and objects inside each other; far beyond any ontology or instance
+# What PostgreSQL's jsonb (and text) cannot hold: NUL, and UTF-16 surrogates standing alone.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def storable(value: Any) -> None:
+    """422 for what a store cannot hold: nesting beyond MAX_DEPTH, NUL or a lone surrogate in a string or a
+    key. Walked with a list, not recursion, so no depth can overflow the interpreter's stack here."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise SubmitError(422, f"request body is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(item, str):
+            _text(item)
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                _text(key)
+                pending.append((inner, depth + 1))
+        elif isinstance(item, list):
+            pending.extend((inner, depth + 1) for inner in item)
+
+
+def _text(text: str) -> None:
+    bad = UNSTORABLE.search(text)
+    if bad:
+        what = "NUL (\\u0000)" if bad.group() == "\x00" else f"a lone surrogate (\\u{ord(bad.group()):04x})"
+        raise SubmitError(422, f"strings and keys may not contain {what}")
+
+
 async def json_body(request: web.Request) -> dict[str, Any]:
-    text = await request.text()
+    try:
+        text = await request.text()
+    except (LookupError, UnicodeDecodeError) as exc:
+        raise SubmitError(400, "request body must be UTF-8 text (Content-Type charset utf-8 or none)") from exc
     if not text.strip():
         raise SubmitError(400, "request body is empty; a JSON object is required")
     try:
-        body = json.loads(text)
-    except json.JSONDecodeError as exc:
+        body = json.loads(text, parse_constant=_constant, parse_float=_finite)
+    except RecursionError as exc:
+        raise SubmitError(422, f"request body is nested more than {MAX_DEPTH} levels deep") from exc
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, 1e999, an integer of thousands of digits
         raise SubmitError(400, f"request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise SubmitError(400, "request body must be a JSON object")
+    storable(body)
     return body
 
 
@@ -67,8 +116,8 @@ def float_param(request: web.Request, name: str, lo: float, hi: float, default: 
 
 def idempotency_key(request: web.Request) -> str | None:
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= 200:
-        raise SubmitError(400, "Idempotency-Key must be 1 to 200 characters")
+    if key is not None and not (1 <= len(key) <= 200 and key.isascii() and key.isprintable()):
+        raise SubmitError(400, "Idempotency-Key must be 1 to 200 printable ASCII characters")
     return key
 
 

@@ -18,9 +18,10 @@ RESERVED = frozenset({"instance_id", "class_id", "data", "version", "source_comm
 
 
 def check_instance_id(value: Any) -> str:
-    if not isinstance(value, str) or not INSTANCE_ID.fullmatch(value):
+    # '..' is refused too: the id is a segment of the instance's archive key.
+    if not isinstance(value, str) or not INSTANCE_ID.fullmatch(value) or ".." in value:
         raise ValueError(f"instance_id {value!r} is not valid: a letter or digit first, then letters, digits,"
-                         " '_', '.', ':' or '-' (at most 200)")
+                         " '_', '.', ':' or '-' (at most 200, no '..')")
     return value
 
 
