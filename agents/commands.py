@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agents.batch_status import BatchStatus
+from agents.batches import fill
 from agents.failures import execute_with_retry, patiently, send_dead_letter
 from agents.runtime import open_runtime
 from shared import dead_letters as dead_letter_format
@@ -137,22 +138,8 @@ async def consume(stream: Any) -> None:
 
 
 async def run_partition(manual: Any, queue: asyncio.Queue[Any], gate: asyncio.Semaphore) -> None:
-    loop = asyncio.get_running_loop()
     while True:
-        batch = [await queue.get()]
-        deadline = loop.time() + WITHIN
-        while len(batch) < BATCH:
-            if queue.empty():
-                left = deadline - loop.time()
-                if left <= 0:
-                    break
-                try:
-                    # Queue.get loses nothing when cancelled here: the item stays until get_nowait takes it.
-                    batch.append(await asyncio.wait_for(queue.get(), left))
-                except TimeoutError:
-                    break
-            else:
-                batch.append(queue.get_nowait())
+        batch = await fill(queue, await queue.get(), BATCH, WITHIN)
         await handle_batch(batch)
         # Acknowledged by hand, after the whole batch is handled and its statuses acknowledged: Faust's
         # own iterator acks an event in a `finally`, so a worker stopped mid-command would commit the offset

@@ -11,6 +11,7 @@ from typing import Any
 from faust.web import Request, Response, View
 from pydantic import ValidationError
 
+from agents.batches import fill
 from agents.runtime import open_runtime
 from shared.adapters.search import indices
 from shared.adapters.search.lag import EVENT_TOPICS, projection_lag
@@ -103,20 +104,7 @@ async def collect(queue: asyncio.Queue[Any], feeder: asyncio.Task[None]) -> list
             continue
     if first is None:
         return []
-    batch = [first]
-    deadline = time.monotonic() + WITHIN
-    while len(batch) < BATCH:
-        if queue.empty():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(queue.get(), left))
-            except TimeoutError:
-                break
-        else:
-            batch.append(queue.get_nowait())
-    return batch
+    return await fill(queue, first, BATCH, WITHIN)
 
 
 @app.agent(event_topics)

@@ -122,6 +122,13 @@ async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float, what: 
         await asyncio.sleep(0.1)
 
 
+async def restart_postgres(settings: Settings, down: float) -> None:
+    """A fast shutdown of the private PostgreSQL, `down` seconds away, then a start."""
+    await asyncio.to_thread(postgres.stop, settings)
+    await asyncio.sleep(down)
+    await postgres.start(settings)
+
+
 async def dead_letter_of(settings: Settings, command_id: str, timeout: float = 30.0) -> DeadLetter:
     deadline = time.monotonic() + timeout
     while True:
@@ -292,9 +299,7 @@ async def test_postgres_restarted_mid_run(faults: Faults) -> None:
 
     submitting = asyncio.create_task(keep_submitting())
     await asyncio.sleep(0.5)
-    await asyncio.to_thread(postgres.stop, settings)
-    await asyncio.sleep(2.5)
-    await postgres.start(settings)
+    await restart_postgres(settings, 2.5)
     await asyncio.sleep(2.0)
     stop.set()
     await submitting
@@ -358,9 +363,7 @@ async def test_postgres_restarted_under_concurrent_load(faults: Faults) -> None:
 
     clients = asyncio.gather(*(client() for _ in range(30)))
     await eventually(lambda: asyncio.sleep(0, len(accepted) >= 60), 60, "the load should be under way")
-    await asyncio.to_thread(postgres.stop, settings)
-    await asyncio.sleep(1.0)
-    await postgres.start(settings)
+    await restart_postgres(settings, 1.0)
     await clients
     assert len(accepted) == 300
     await faults.all_completed_once(accepted, timeout=180)
@@ -393,9 +396,7 @@ async def test_pool_hands_no_connection_to_two_tasks_across_a_restart(faults: Fa
     try:
         tasks = asyncio.gather(*(worker(n) for n in range(40)))
         await asyncio.sleep(0.5)
-        await asyncio.to_thread(postgres.stop, settings)
-        await asyncio.sleep(0.5)
-        await postgres.start(settings)
+        await restart_postgres(settings, 0.5)
         await asyncio.sleep(1.0)
         stop.set()
         await tasks
