@@ -72,8 +72,16 @@ class OutboxRelay:
             self.leader.set()
             log.info("relay %s is the active relay", self.name)
             await self._relay(conn, stop)
+        except asyncpg.InternalClientError:
+            # The connection is this relay's alone: a clash of protocol states means a PostgreSQL restart
+            # ended the session while it was idle (see shared/adapters/postgres/pool.py). Gone, transiently.
+            raise asyncpg.ConnectionDoesNotExistError(
+                "the server ended the connection (PostgreSQL restarting or stopping)") from None
         finally:
-            await conn.close()
+            try:
+                await conn.close(timeout=5)
+            except Exception:  # noqa: BLE001 — a connection a restart broke: drop it
+                conn.terminate()
 
     async def _relay(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
         wake = asyncio.Event()

@@ -11,6 +11,11 @@ from shared.domain.ontology import CheckedLabel, OntologyClass, Property, Relati
 from shared.ports import CommandLog, DocumentStore
 
 
+def _request_of(command: Command) -> tuple[Any, ...]:
+    return (command.command_type, command.db_name, command.aggregate_id, command.payload,
+            command.expected_version, command.metadata)
+
+
 class SubmitError(Exception):
     """Bad input found before anything was recorded; `status` is the HTTP status to answer with."""
 
@@ -48,7 +53,13 @@ class Submitter:
         self.topic_for = topic_for
 
     async def record(self, command: Command) -> tuple[Command, bool]:
-        return await self.commands.record(command, self.topic_for(command))
+        """Record the command; under an Idempotency-Key already used, the first command, when it is the
+        same request (its command, target and body), else 422 (nothing is recorded)."""
+        stored, created = await self.commands.record(command, self.topic_for(command))
+        if not created and _request_of(stored) != _request_of(command):
+            raise SubmitError(422, "this Idempotency-Key was already used for a different request; "
+                              "use a new key for a new request")
+        return stored, created
 
     async def require_database(self, db_name: str) -> None:
         if await self.docs.database(db_name) is None and not await self.commands.pending_creates(

@@ -23,6 +23,11 @@ def _check_names(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def seed_of(actor: str, key: str | None, db_name: str, index: int) -> str | None:
+    """What a generated instance id is derived from under an Idempotency-Key (None: no key, a random id)."""
+    return None if key is None else f"{actor}\n{key}\n{db_name}\n{index}"
+
+
 class InstanceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -97,7 +102,8 @@ class InstanceSubmitter:
                      key: str | None) -> tuple[Command, str]:
         await self.require_class(db_name, class_id)
         # The id is fixed now, in the recorded command, so every redelivery creates the same instance.
-        data = {**body.data, "instance_id": body.data.get("instance_id") or new_instance_id(class_id)}
+        data = {**body.data, "instance_id": body.data.get("instance_id")
+                or new_instance_id(class_id, seed_of(actor, key, db_name, 0))}
         command, _ = await self.base.record(Command(
             command_type=CommandType.CREATE_INSTANCE, aggregate_id=data["instance_id"], db_name=db_name,
             actor=actor, payload={"class_id": class_id, "data": data}, metadata=body.metadata,
@@ -124,8 +130,8 @@ class InstanceSubmitter:
     async def bulk_create(self, db_name: str, class_id: str, body: BulkCreate, actor: str,
                           key: str | None) -> tuple[Command, list[str]]:
         await self.require_class(db_name, class_id)
-        items = [{**item, "instance_id": item.get("instance_id") or new_instance_id(class_id)}
-                 for item in body.instances]
+        items = [{**item, "instance_id": item.get("instance_id") or new_instance_id(class_id, seed_of(
+            actor, key, db_name, n))} for n, item in enumerate(body.instances)]
         command, _ = await self.base.record(Command(
             command_type=CommandType.BULK_CREATE_INSTANCES, aggregate_id=class_id, db_name=db_name, actor=actor,
             payload={"class_id": class_id, "instances": items}, metadata=body.metadata, idempotency_key=key))

@@ -25,8 +25,11 @@ def check_instance_id(value: Any) -> str:
     return value
 
 
-def new_instance_id(class_id: str) -> str:
-    return f"{class_id.lower()}-{uuid.uuid4().hex[:16]}"
+def new_instance_id(class_id: str, seed: str | None = None) -> str:
+    """A fresh id; with a `seed` (a request's idempotency key and the item's place), the same one every
+    time, so a retried request is recognisably the same request."""
+    suffix = uuid.uuid5(uuid.NAMESPACE_URL, seed).hex if seed is not None else uuid.uuid4().hex
+    return f"{class_id.lower()}-{suffix[:16]}"
 
 
 class ClassNotUsable(Exception):
