@@ -4,15 +4,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import datetime
 from typing import Any
 
 from faust.web import Request, Response, View
 
 from agents.runtime import open_runtime
 from shared.channels import command_channel, user_channel
-from shared.domain.status import StatusRecord, apply_update
+from shared.domain.commands import utcnow
+from shared.domain.status import FINAL, StatusRecord, apply_update
 from streams.app import app, settings
-from streams.records import decode, decode_updates
+from streams.records import decode, decode_status_message, encode_expiry
 from streams.topics import command_status as status_topic
 from tables.status import command_status
 
@@ -64,8 +66,11 @@ async def status_agent(stream: Any) -> None:
 
 
 async def fold(raw: bytes) -> None:
-    """One message: one command's transitions, folded in order, written to the table once."""
-    updates = decode_updates(raw)
+    """One message: one command's transitions, folded in order, written to the table once; or an expiry."""
+    updates = decode_status_message(raw)
+    if isinstance(updates, str):
+        expire(updates)
+        return
     key = updates[0].command_id.encode()
     stored = command_status.get(key)
     record = decode(StatusRecord, stored) if stored else None
@@ -78,6 +83,37 @@ async def fold(raw: bytes) -> None:
     if changed and record is not None:
         # Reassign (never mutate in place): only an assignment is written to the changelog.
         command_status[key] = record.model_dump_json().encode()
+
+
+def expired(record: StatusRecord, now: datetime) -> bool:
+    return record.status in FINAL and (now - record.updated_at).total_seconds() > settings.status_ttl_seconds
+
+
+def expire(command_id: str) -> None:
+    """Drop a final entry older than the TTL (checked again here: the sweep's view may be stale). Deleting
+    writes a tombstone to the changelog, so a recovering worker does not bring the entry back."""
+    key = command_id.encode()
+    stored = command_status.get(key)
+    if stored is not None and expired(decode(StatusRecord, stored), utcnow()):
+        del command_status[key]
+
+
+EXPIRE_BATCH = 10_000  # expiry messages one sweep sends at most (the next sweep takes the rest)
+
+
+@app.timer(interval=max(1.0, min(60.0, settings.status_ttl_seconds / 4)))
+async def expire_statuses() -> None:
+    """Tables are written only inside a stream: the sweep sends each expired entry's id to the status
+    topic (keyed by it, so to the partition that holds it), and the status agent deletes it there."""
+    now = utcnow()
+    due = [key.decode() for key, raw in list(command_status.items())
+           if expired(decode(StatusRecord, raw), now)][:EXPIRE_BATCH]
+    if not due:
+        return
+    runtime = await open_runtime(settings)
+    await asyncio.gather(*[await runtime.producer.send(status_topic.get_topic_name(), encode_expiry(c),
+                                                         key=c.encode()) for c in due])
+    log.info("%d final status entr%s past the status TTL: expiring", len(due), "y" if len(due) == 1 else "ies")
 
 
 @app.page("/status/{command_id}")

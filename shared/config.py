@@ -57,6 +57,9 @@ class Settings:
     dependency_wait_seconds: float = field(default_factory=lambda: float(_env("DEPENDENCY_WAIT", "30")))
     # A recorded command with no event after this long is queued again (reconciliation sweep).
     redeliver_after_seconds: float = field(default_factory=lambda: float(_env("REDELIVER_AFTER", "60")))
+    # A final command status stays this long in the worker's status table; the status API answers for an
+    # older one from the command log and the event store.
+    status_ttl_seconds: float = field(default_factory=lambda: float(_env("STATUS_TTL", "86400")))
 
     # Bearer tokens: HS256 signed with SPICE_SECRET, or with a secret generated once into home/secret.
     secret: str = field(default_factory=lambda: _env("SECRET", ""))

@@ -2,6 +2,7 @@
 command's transitions), decoded in the agent."""
 from __future__ import annotations
 
+import json
 from typing import TypeVar
 
 from pydantic import BaseModel, TypeAdapter
@@ -20,7 +21,18 @@ def encode_updates(updates: list[StatusUpdate]) -> bytes:
     return UPDATES.dump_json(updates)
 
 
-def decode_updates(raw: bytes | str) -> list[StatusUpdate]:
-    """One command's transitions in order; a message of one bare transition (earlier senders) is a list of one."""
+def encode_expiry(command_id: str) -> bytes:
+    """The status topic's other message: the command's final entry is older than the status TTL."""
+    return json.dumps({"expire": command_id}).encode()
+
+
+def decode_status_message(raw: bytes | str) -> list[StatusUpdate] | str:
+    """One command's transitions in order (a bare transition, from earlier senders, is a list of one), or
+    the command id of an expiry."""
     text = raw.decode() if isinstance(raw, bytes) else raw
-    return UPDATES.validate_json(text) if text.lstrip().startswith("[") else [StatusUpdate.model_validate_json(text)]
+    if text.lstrip().startswith("["):
+        return UPDATES.validate_json(text)
+    body = json.loads(text)
+    if isinstance(body, dict) and set(body) == {"expire"} and isinstance(body["expire"], str):
+        return body["expire"]
+    return [StatusUpdate.model_validate(body)]

@@ -21,6 +21,18 @@ ROOT = Path(__file__).resolve().parent.parent
 FINAL = {"COMPLETED", "FAILED"}
 
 
+def free_ports(n: int) -> list[str]:
+    """Loopback ports free right now (a service left over from an earlier run cannot collide)."""
+    probes = [socket.socket() for _ in range(n)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [str(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 def test_env(namespace: str) -> dict[str, str]:
     return {
         "SPICE_NAMESPACE": namespace,

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,21 +26,8 @@ from shared.config import TOPICS, Settings
 from shared.dead_letters import DeadLetter, read_all
 from shared.domain.commands import Command, CommandType
 from shared.stack import kafka, postgres, redis
-from tests.stack import ROOT, Process, Stack
+from tests.stack import ROOT, Process, Stack, free_ports
 from tests.stack import test_env as env_for  # aliased: pytest would collect a test_* name
-
-
-def free_ports(n: int) -> list[str]:
-    """Loopback ports free right now (a service left over from an earlier run cannot collide)."""
-    probes = [socket.socket() for _ in range(n)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [str(probe.getsockname()[1]) for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
-
 
 # Ports of this module's own services: the shared ones (55432/56379/59092) are never touched here.
 _PG, _REDIS, _KAFKA, _CONTROLLER, _WEB, _WORKER = free_ports(6)

@@ -12,7 +12,7 @@ from shared.application.apply import is_applied
 from shared.application.execute import final_status
 from shared.application.instances import instance_final_status
 from shared.channels import command_channel
-from shared.domain.commands import AggregateType, Command, iso
+from shared.domain.commands import AggregateType, Command, iso, utcnow
 from shared.domain.events import Event
 from shared.domain.status import FINAL, CommandStatus, StatusRecord, StatusUpdate, apply_update
 from web.context import Services
@@ -74,8 +74,16 @@ async def lookup(svc: Services, command_id: uuid.UUID) -> StatusRecord | None:
     events = await svc.events.for_command(command_id)
     # An event alone is not completion: the agent writes the documents right after the events (in
     # their order, the last one last), and a caller told COMPLETED must find the result when it reads.
-    done = events if events and await is_applied(svc.docs, events[-1]) else None
+    # A command with no entry in the table at all is past the status TTL (or its status never came):
+    # its events stand for its outcome, whatever later commands did to the objects since.
+    done = events if events and (table is None and _settled(svc, events[-1]) or await is_applied(
+        svc.docs, events[-1])) else None
     return from_log(command, done, table)
+
+
+def _settled(svc: Services, event: Event) -> bool:
+    """Long enough ago that its documents were written (or the sweep has re-queued the command)."""
+    return (utcnow() - event.occurred_at).total_seconds() > svc.settings.redeliver_after_seconds
 
 
 async def wait_final(svc: Services, command_id: uuid.UUID, timeout: float, poll_interval: float,
