@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from agents.runtime import open_runtime
 from shared import dead_letters
+from shared.adapters.transient import is_transient
 from shared.application.execute import Report, final_status, status_update
 from shared.application.retry import GaveUp, RetryPolicy, retry
 from shared.dead_letters import Origin
@@ -32,7 +33,7 @@ async def patiently(attempt: Callable[[], Awaitable[T]], what: str) -> T:
         log.warning("%s: attempt %d failed (%s: %s), retrying in %.2fs", what, attempt_no,
                     type(exc).__name__, exc, pause)
     try:
-        return await retry(attempt, PATIENT, note)
+        return await retry(attempt, PATIENT, is_transient, note)
     except GaveUp as gave_up:
         raise gave_up.error from None
 
@@ -63,7 +64,7 @@ async def execute_with_retry(command: Command, execute: Callable[[], Awaitable[E
             log.warning("RETRYING status for %s not sent: %s", command.command_id, send_error)
 
     try:
-        return await retry(execute, POLICY, retrying)
+        return await retry(execute, POLICY, is_transient, retrying)
     except GaveUp as gave_up:
         return await give_up(command, gave_up, report, raw, key, origin)
 

@@ -15,9 +15,9 @@ from shared.adapters.document_stores import open_document_store
 from shared.adapters.postgres.command_log import PostgresCommandLog
 from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.adapters.postgres.pool import Pool, create_pool
+from shared.adapters.transient import is_transient
 from shared.application.execute import Executor, Report
 from shared.application.instances import InstanceExecutor
-from shared.application.retry import is_transient
 from shared.config import Settings
 from shared.domain.commands import AggregateType, Command
 from shared.domain.events import Event

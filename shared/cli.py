@@ -190,7 +190,8 @@ def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
 async def run_relay(relay: OutboxRelay, stop: asyncio.Event) -> None:
     """Relay until stopped; when PostgreSQL (or the network) goes away, reconnect with capped backoff
     instead of exiting: rows recorded meanwhile wait, unmarked, in the outbox."""
-    from shared.application.retry import RetryPolicy, is_transient
+    from shared.adapters.transient import is_transient
+    from shared.application.retry import RetryPolicy
 
     log = logging.getLogger("spice.relay")
     policy, failures = RetryPolicy(base_delay=0.2, max_delay=5.0), 0

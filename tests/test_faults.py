@@ -362,7 +362,7 @@ async def test_postgres_restarted_under_concurrent_load(faults: Faults) -> None:
 async def test_pool_hands_no_connection_to_two_tasks_across_a_restart(faults: Faults) -> None:
     """The pool itself, 40 tasks over 4 connections through a PostgreSQL restart: each failure is the
     connection going away (transient), never two operations on one connection, and it serves again after."""
-    from shared.application.retry import is_transient
+    from shared.adapters.transient import is_transient
 
     settings = faults.settings
     pool = await create_pool(settings.pg_dsn, min_size=4, max_size=4)

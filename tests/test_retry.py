@@ -5,7 +5,8 @@ import asyncpg
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from shared.application.retry import GaveUp, RetryPolicy, is_transient, retry
+from shared.adapters.transient import is_transient
+from shared.application.retry import GaveUp, RetryPolicy, retry
 
 
 @pytest.mark.parametrize("exc", [ConnectionRefusedError(), OSError(), TimeoutError(),
@@ -44,7 +45,7 @@ async def test_transient_failures_retry_until_they_pass() -> None:
         pauses.append(pause)
 
     policy = RetryPolicy(base_delay=0.1, max_delay=0.5, jitter=0, poison_attempts=1)
-    assert await retry(attempt, policy, on_retry, sleep) == "done"
+    assert await retry(attempt, policy, is_transient, on_retry, sleep) == "done"
     assert seen == [(n, True) for n in range(1, 7)]
     assert pauses == [0.1, 0.2, 0.4, 0.5, 0.5, 0.5]
 
@@ -61,5 +62,5 @@ async def test_poison_gives_up_after_its_attempts() -> None:
         pass
 
     with pytest.raises(GaveUp) as gave_up:
-        await retry(attempt, RetryPolicy(poison_attempts=3), sleep=sleep)
+        await retry(attempt, RetryPolicy(poison_attempts=3), is_transient, sleep=sleep)
     assert calls == 3 and gave_up.value.attempts == 3 and isinstance(gave_up.value.error, ValueError)
