@@ -177,7 +177,8 @@ def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        relay = OutboxRelay(settings.pg_dsn, settings.kafka_bootstrap, name=f"{settings.namespace}-relay")
+        relay = OutboxRelay(settings.pg_dsn, settings.kafka_bootstrap, name=f"{settings.namespace}-relay",
+                            dead_letter_topic=settings.topic("dead-letters"))
         sweeper = asyncio.create_task(sweep(settings, relay.leader, stop))
         await run_relay(relay, stop)
         stop.set()

@@ -136,6 +136,9 @@ async def test_bad_requests_get_4xx_and_record_nothing(stack: Stack, pool: Pool)
         ("POST", f"/api/v1/instances/{db}/async/Person/bulk-create",
          {"instances": [{"instance_id": "d"}, {"instance_id": "d"}]}, 422),
         ("POST", f"/api/v1/instances/{db}/async/Person/bulk-create", {"instances": [{}] * 10_001}, 422),
+        # More than one Kafka message carries: refused at submission, never stalling the relay.
+        ("POST", f"/api/v1/instances/{db}/async/Person/bulk-create",
+         {"instances": [{"name": "x" * 120}] * 9_000}, 413),
     ]
     for method, path, body, status in cases:
         code, answer = await stack.request(method, path, json=body)

@@ -142,3 +142,28 @@ def assert_in_order_with_replays(key: str, seqs: list[int]) -> None:
         if seq > high:
             assert seq == high + 1, f"{key}: {seq} arrived before {high + 1}: {seqs}"
             high = seq
+
+
+async def test_a_row_too_large_for_the_broker_is_refused_and_the_rows_after_it_go_out(
+        settings: Settings, relay_dsn: str) -> None:
+    topic, dead = await new_topic(settings), await new_topic(settings)
+    relay = OutboxRelay(relay_dsn, settings.kafka_bootstrap, name=f"big-{topic}", poll_interval=0.2,
+                        dead_letter_topic=dead)
+    conn = await asyncpg.connect(relay_dsn)
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    try:
+        await insert(conn, topic, "k", 1)
+        big = await conn.fetchval("INSERT INTO outbox (topic, key, value) VALUES ($1, 'k', $2) RETURNING id",
+                                  topic, json.dumps({"key": "k", "seq": 2, "pad": "x" * 1_200_000}))
+        await insert(conn, topic, "k", 3)
+        got = await consume(settings, topic, 2)
+        assert [m["seq"] for m in got] == [1, 3]
+        [letter] = await consume(settings, dead, 1)
+        assert letter["reason"] == "too_large" and json.loads(str(letter["message"]))["outbox_id"] == big
+        refused = await conn.fetchval("SELECT refused FROM outbox WHERE id = $1", big)
+        assert refused is not None and "bytes" in refused
+    finally:
+        stop.set()
+        await running
+        await conn.close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections import defaultdict
@@ -11,6 +12,8 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
+
+from shared import dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,10 @@ LIMIT $1
 """
 
 MARK = "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[])"
+REFUSE = "UPDATE outbox SET published_at = clock_timestamp(), refused = $2 WHERE id = $1"
+# What one Kafka message may carry: the broker's default message.max.bytes (1 MiB) less the record
+# batch's own overhead. The view refuses larger commands (413); a larger row here is given up, not retried.
+MAX_MESSAGE_BYTES = 1_000_000
 
 
 @dataclass
@@ -44,8 +51,9 @@ class RelayStats:
 
 class OutboxRelay:
     def __init__(self, dsn: str, bootstrap: str, name: str = "main", batch_size: int = 5000,
-                 poll_interval: float = 1.0) -> None:
+                 poll_interval: float = 1.0, dead_letter_topic: str | None = None) -> None:
         self.dsn = dsn
+        self.dead_letter_topic = dead_letter_topic
         self.bootstrap = bootstrap
         self.name = name
         self.batch_size = batch_size
@@ -99,6 +107,7 @@ class OutboxRelay:
             while not stop.is_set():
                 wake.clear()
                 rows = await conn.fetch(FETCH, self.batch_size)
+                rows = await self._refuse_oversized(conn, producer, rows)
                 if rows:
                     try:
                         await self._publish(producer, rows)
@@ -119,6 +128,25 @@ class OutboxRelay:
                     await _wait_any(stop, wake, self.poll_interval)  # NOTIFY, or poll as a fallback
         finally:
             await producer.stop()
+
+    async def _refuse_oversized(self, conn: asyncpg.Connection, producer: AIOKafkaProducer,
+                                rows: list[asyncpg.Record]) -> list[asyncpg.Record]:
+        """Rows no broker will take are given up one by one (dead-lettered, then marked with why), so
+        they cannot stall every row after them: retrying them would fail the same way for ever."""
+        keep: list[asyncpg.Record] = []
+        for row in rows:
+            size = len(row["key"].encode()) + len(row["value"].encode())
+            if size <= MAX_MESSAGE_BYTES:
+                keep.append(row)
+                continue
+            why = f"{size} bytes: more than the {MAX_MESSAGE_BYTES} one Kafka message carries"
+            log.error("outbox row %s for %s (key %s) refused: %s", row["id"], row["topic"], row["key"], why)
+            if self.dead_letter_topic:
+                summary = json.dumps({"outbox_id": row["id"], "topic": row["topic"], "bytes": size})
+                await producer.send_and_wait(self.dead_letter_topic, dead_letters.encode(
+                    summary, why, reason="too_large", key=row["key"]), key=row["key"].encode())
+            await conn.execute(REFUSE, row["id"], why)
+        return keep
 
     async def _publish(self, producer: AIOKafkaProducer, rows: list[asyncpg.Record]) -> None:
         by_partition: dict[tuple[str, int], list[asyncpg.Record]] = defaultdict(list)

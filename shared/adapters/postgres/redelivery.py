@@ -21,7 +21,7 @@ SELECT c.* FROM commands c
 WHERE c.recorded_at < clock_timestamp() - make_interval(secs => $1)
   AND NOT EXISTS (SELECT 1 FROM events e WHERE e.command_id = c.command_id)
   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.command_id = c.command_id
-                  AND o.created_at > clock_timestamp() - make_interval(secs => $1))
+                  AND (o.created_at > clock_timestamp() - make_interval(secs => $1) OR o.refused IS NOT NULL))
 ORDER BY c.recorded_at
 LIMIT $2
 """
