@@ -12,6 +12,7 @@ from faust.web import Request, Response, View
 from pydantic import ValidationError
 
 from agents.batches import fill
+from agents.pages import refused
 from agents.runtime import open_runtime
 from shared.adapters.search import indices
 from shared.adapters.search.lag import EVENT_TOPICS, projection_lag
@@ -138,6 +139,9 @@ async def projection_agent(stream: Any) -> None:
 @app.page("/projection/lag")
 async def lag_page(self: View, request: Request) -> Response:
     """Events the projection has not committed yet (all workers of the group) and this worker's counters."""
+    denied = refused(self, request)
+    if denied is not None:
+        return denied
     try:
         body = await projection_lag(settings)
     except Exception as exc:  # noqa: BLE001 — Kafka unreachable: say so instead of a 500 page

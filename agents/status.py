@@ -9,6 +9,7 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
+from agents.pages import refused
 from agents.runtime import open_runtime
 from shared.channels import command_channel, user_channel
 from shared.domain.commands import utcnow
@@ -119,6 +120,10 @@ async def expire_statuses() -> None:
 @app.page("/status/{command_id}")
 @app.table_route(table=command_status, match_info="command_id")
 async def status_page(self: View, request: Request, command_id: str) -> Response:
+    # Checked where the key lives: a worker that does not own it forwards the request, headers and all.
+    denied = refused(self, request)
+    if denied is not None:
+        return denied
     stored = command_status.get(command_id.encode())
     if stored is None:
         return self.json({"detail": {"message": f"no status for {command_id}"}}, status=404)

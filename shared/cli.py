@@ -105,12 +105,15 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     import json
     import urllib.error
 
+    from shared.tokens import INTERNAL_HEADER, internal_token
+
     url = f"{settings.worker_url}/status/{args.command_id}"
     deadline = time.monotonic() + args.timeout
     printed = 0
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 — the worker, on loopback
+            request = urllib.request.Request(url, headers={INTERNAL_HEADER: internal_token(settings)})
+            with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 — the worker, on loopback
                 record = json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             if exc.code != 404 or not args.watch or time.monotonic() > deadline:

@@ -1,6 +1,8 @@
 """Bearer tokens: signed (HS256), carrying the user id and an expiry."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import time
@@ -43,3 +45,16 @@ def verify(settings: Settings, token: str) -> str:
     if not isinstance(user, str) or not user:
         raise InvalidToken("token names no user")
     return user
+
+
+INTERNAL_HEADER = "X-Spice-Internal"
+
+
+def internal_token(settings: Settings) -> str:
+    """The credential the project's own processes present to each other's internal pages (the worker's):
+    derived from the signing secret they share, never given to users."""
+    return hmac.new(signing_secret(settings).encode(), b"spice internal pages v1", hashlib.sha256).hexdigest()
+
+
+def is_internal(settings: Settings, presented: str | None) -> bool:
+    return presented is not None and hmac.compare_digest(presented, internal_token(settings))

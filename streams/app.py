@@ -32,6 +32,12 @@ app = faust.App(
     broker_heartbeat_interval=1.0,
     stream_wait_empty=False,
     web_enabled=True,
+    # Faust's own pages (routing, table contents, stats, graph) would show any command's status and its
+    # actor to whoever reaches the port: off. The project's pages ask for the internal credential.
+    web_router_enabled=False,
+    web_tables_enabled=False,
+    web_stats_enabled=False,
+    web_graph_enabled=False,
     web_bind=settings.worker_bind,
     web_host=settings.worker_host,
     web_port=settings.worker_web_port,

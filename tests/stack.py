@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 
 from shared.config import Settings
-from shared.tokens import issue
+from shared.tokens import INTERNAL_HEADER, internal_token, issue
 
 ROOT = Path(__file__).resolve().parent.parent
 FINAL = {"COMPLETED", "FAILED"}
@@ -140,6 +140,10 @@ class Stack:
 
     def token(self, user: str) -> str:
         return issue(self.settings, user)
+
+    def internal(self) -> dict[str, str]:
+        """The header the project's processes present to the worker's internal pages."""
+        return {INTERNAL_HEADER: internal_token(self.settings)}
 
     def auth(self, user: str | None = "alice") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(user)}"} if user else {}

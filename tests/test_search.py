@@ -279,7 +279,7 @@ async def test_rebuild_equals_live_index(es: AsyncElasticsearch, stack: Stack, p
 
 async def test_projection_lag_page(stack: Stack, settings: Settings, people: str) -> None:
     async def settled() -> Any:
-        async with stack.client.get(f"{settings.worker_url}/projection/lag") as resp:
+        async with stack.client.get(f"{settings.worker_url}/projection/lag", headers=stack.internal()) as resp:
             body = await resp.json()
         return body if resp.status == 200 and body["lag"] == 0 else None
 

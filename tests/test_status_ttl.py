@@ -53,7 +53,7 @@ async def test_a_final_status_expires_from_the_table_and_is_still_answered(short
     url = f"{stack.settings.worker_url}/status/{done['command_id']}"
     deadline = time.monotonic() + 30
     while True:
-        async with stack.client.get(url) as resp:
+        async with stack.client.get(url, headers=stack.internal()) as resp:
             if resp.status == 404:
                 break
         assert time.monotonic() < deadline, "the final entry should leave the status table after the TTL"

@@ -15,9 +15,12 @@ from tests.stack import Process, Stack
 TABLE = "command_status"
 
 
+HEADERS: dict[str, str] = {}  # the worker's internal credential, set by the test
+
+
 async def get_json(http: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
     try:
-        async with http.get(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+        async with http.get(url, headers=HEADERS, timeout=aiohttp.ClientTimeout(total=10)) as resp:
             return resp.status, await resp.json(content_type=None)
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         return 0, repr(exc)
@@ -25,7 +28,7 @@ async def get_json(http: aiohttp.ClientSession, url: str) -> tuple[int, Any]:
 
 async def owners(http: aiohttp.ClientSession, worker: str) -> dict[str, list[int]]:
     """Which worker URL owns which partitions of the command_status changelog, as `worker` sees it."""
-    code, body = await get_json(http, f"{worker}/router/{TABLE}/")
+    code, body = await get_json(http, f"{worker}/partitions/{TABLE}")
     if code != 200 or not isinstance(body, dict):
         return {}
     split: dict[str, list[int]] = {}
@@ -52,6 +55,7 @@ async def until(what: str, check: Any, timeout: float, log: Any = None) -> Any:
 
 
 async def test_status_is_the_same_from_either_worker(stack: Stack) -> None:
+    HEADERS.update(stack.internal())
     http = stack.client
     first = stack.settings.worker_url
     # The second worker listens next to the first (SPICE_TEST_WORKER_PORT + 1) unless told otherwise.
@@ -87,9 +91,9 @@ async def test_status_is_the_same_from_either_worker(stack: Stack) -> None:
                 break
             command_id = await stack.submit("POST", f"/api/v1/ontology/{db}/async/create",
                                             {"id": f"Routed{i}", "properties": [{"name": "n", "type": "integer"}]})
-            code, owner = await get_json(http, f"{first}/router/{TABLE}/{command_id}/")
+            code, owner = await get_json(http, f"{first}/partitions/{TABLE}/{command_id}")
             assert code == 200, owner
-            code2, owner2 = await get_json(http, f"{second}/router/{TABLE}/{command_id}/")
+            code2, owner2 = await get_json(http, f"{second}/partitions/{TABLE}/{command_id}")
             assert (code2, owner2) == (code, owner)  # both workers route the key to the same owner
             placed[str(owner).rstrip("/")].append(command_id)
         assert min(len(ids) for ids in placed.values()) >= 3, placed
@@ -129,3 +133,21 @@ async def test_status_is_the_same_from_either_worker(stack: Stack) -> None:
 
     await until("the status table updated after the rebalance", in_table, 120, stack.worker.log_tail)
     print(f"routing: a command after the rebalance COMPLETED in the table in {time.monotonic() - settled:.1f}s")
+
+
+async def test_the_workers_pages_ask_for_the_internal_credential(stack: Stack) -> None:
+    worker = stack.settings.worker_url
+    db = await stack.new_database()
+    command_id = await stack.submit("POST", f"/api/v1/ontology/{db}/async/create", {"id": "Guarded"})
+    assert (await stack.wait(command_id))["status"] == "COMPLETED"
+    for path in (f"/status/{command_id}", "/projection/lag", f"/partitions/{TABLE}",
+                 f"/partitions/{TABLE}/{command_id}"):
+        for headers in ({}, {"X-Spice-Internal": "guess"}, stack.auth("alice")):
+            async with stack.client.get(f"{worker}{path}", headers=headers) as resp:
+                assert resp.status == 401, (path, headers, resp.status)
+                assert "alice" not in await resp.text()
+        async with stack.client.get(f"{worker}{path}", headers=stack.internal()) as resp:
+            assert resp.status == 200, (path, resp.status)
+    for path in (f"/router/{TABLE}/", f"/table/{TABLE}/", "/stats/", "/graph/"):
+        async with stack.client.get(f"{worker}{path}") as resp:
+            assert resp.status == 404, (path, resp.status)  # Faust's own pages are off

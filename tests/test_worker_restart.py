@@ -14,7 +14,7 @@ from tests.stack import Stack
 
 
 async def table_entry(stack: Stack, command_id: str) -> dict[str, Any] | None:
-    async with stack.client.get(f"{stack.settings.worker_url}/status/{command_id}") as resp:
+    async with stack.client.get(f"{stack.settings.worker_url}/status/{command_id}", headers=stack.internal()) as resp:
         return await resp.json() if resp.status == 200 else None
 
 
@@ -24,8 +24,13 @@ async def test_worker_restart_with_commands_in_flight(stack: Stack, pool: Pool, 
     ids = [await stack.submit("POST", f"/api/v1/ontology/{db}/async/create",
                               {"id": f"C{i}", "properties": [{"name": "n", "type": "integer"}]})
            for i in range(40)]
-    await asyncio.sleep(0.05)
-    before = {cid: await table_entry(stack, cid) for cid in ids}
+    before: dict[str, dict[str, Any] | None] = {}
+    for _ in range(200):  # until some are in the status table (the rest still in flight), at most ~10 s
+        await asyncio.sleep(0.05)
+        before = {cid: await table_entry(stack, cid) for cid in ids[:10]}
+        if any(before.values()):
+            break
+    before.update({cid: await table_entry(stack, cid) for cid in ids[10:]})
     stack.worker.stop(sig)
     # Submissions keep working while no worker runs: they wait in PostgreSQL and Kafka.
     ids += [await stack.submit("POST", f"/api/v1/ontology/{db}/async/create", {"id": f"Late{i}"})

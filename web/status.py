@@ -15,6 +15,7 @@ from shared.channels import command_channel
 from shared.domain.commands import AggregateType, Command, iso, utcnow
 from shared.domain.events import Event
 from shared.domain.status import FINAL, CommandStatus, StatusRecord, StatusUpdate, apply_update
+from shared.tokens import INTERNAL_HEADER, internal_token
 from web.context import Services
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ async def from_table(svc: Services, command_id: str) -> StatusRecord | None:
     """Ask the Faust worker; its table route forwards to the worker owning the key's partition."""
     try:
         async with svc.http.get(f"{svc.settings.worker_url}/status/{command_id}",
+                                headers={INTERNAL_HEADER: internal_token(svc.settings)},
                                 timeout=aiohttp.ClientTimeout(total=2)) as resp:
             if resp.status == 200:
                 return StatusRecord.model_validate(await resp.json())
