@@ -12,6 +12,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from unittest import mock
 
@@ -29,8 +30,33 @@ PROCESSES = {
 }
 
 
+@dataclass
+class Running:
+    """A bench stack's settings, its processes' environment and the processes themselves."""
+
+    settings: Settings
+    env: dict[str, str]
+    home: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def restart(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Stop one process with `sig` and start it again (its log continues in the same file)."""
+        proc = self.procs[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        proc.wait(30)
+        self.procs[name] = _spawn_one(name, self.env, self.home)
+
+
 @contextlib.asynccontextmanager
 async def own_stack(extra_env: dict[str, str] | None = None) -> AsyncIterator[Settings]:
+    """The settings of a bench stack of its own (see own_processes)."""
+    async with own_processes(extra_env) as running:
+        yield running.settings
+
+
+@contextlib.asynccontextmanager
+async def own_processes(extra_env: dict[str, str] | None = None) -> AsyncIterator[Running]:
     """Own PostgreSQL database, topics, consumer group and Redis channels (namespace `bench<hex>`),
     web and worker on SPICE_BENCH_WEB_PORT / SPICE_BENCH_WORKER_PORT (58602 / 58666). Nothing of
     anyone else's is touched; the database is dropped afterwards."""
@@ -49,16 +75,17 @@ async def own_stack(extra_env: dict[str, str] | None = None) -> AsyncIterator[Se
     await postgres.create_database(settings, settings.pg_database)
     await migrate(settings.pg_dsn)
     await kafka.ensure_topics(settings, [settings.topic(t) for t in TOPICS], settings.partitions)
-    procs: list[subprocess.Popen[bytes]] = []
+    running = Running(settings, env, home)
     try:
-        procs += _spawn(env, home)
+        for name in PROCESSES:
+            running.procs[name] = _spawn_one(name, env, home)
         await _wait_healthy(settings, home)
-        yield settings
+        yield running
     finally:
-        for proc in procs:
+        for proc in running.procs.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
+        for proc in running.procs.values():
             try:
                 await asyncio.to_thread(proc.wait, 30)
             except subprocess.TimeoutExpired:
@@ -68,13 +95,10 @@ async def own_stack(extra_env: dict[str, str] | None = None) -> AsyncIterator[Se
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _spawn(env: dict[str, str], logs: Path) -> list[subprocess.Popen[bytes]]:
-    procs = []
-    for name, argv in PROCESSES.items():
-        with open(logs / f"{name}.log", "wb") as log:
-            procs.append(subprocess.Popen(argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-                                          cwd=ROOT, start_new_session=True))
-    return procs
+def _spawn_one(name: str, env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
+    with open(logs / f"{name}.log", "ab") as log:
+        return subprocess.Popen(PROCESSES[name], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=ROOT, start_new_session=True)
 
 
 async def _wait_healthy(settings: Settings, logs: Path, timeout: float = 120.0) -> None:
