@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -85,11 +83,11 @@ async def _open_with(settings: Settings, pool: Pool) -> Runtime:
         return settings.topic(f"{command.channel}-events")
 
     events, docs = PostgresEventStore(pool), open_document_store(settings, pool)
-    name = f"worker {socket.gethostname()}:{os.getpid()}"
-    executor = Executor(commands, events, docs, event_topic, worker_name=name,
-                        dependency_wait=settings.dependency_wait_seconds)
+    # Users' status histories do not name the worker (its host and pid are the operator's business);
+    # the worker's own log does, on every line.
+    executor = Executor(commands, events, docs, event_topic, dependency_wait=settings.dependency_wait_seconds)
     instances = InstanceExecutor(commands, events, docs, await open_archive(settings), event_topic,
-                                 worker_name=name, dependency_wait=settings.dependency_wait_seconds)
+                                 dependency_wait=settings.dependency_wait_seconds)
     client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
                                 enable_idempotence=True, linger_ms=0)

@@ -108,3 +108,15 @@ async def test_database_list_and_delete(stack: Stack) -> None:
     assert db not in listing["databases"]
     code, _ = await stack.request("GET", f"/api/v1/ontology/{db}/classes")
     assert code == 404
+
+
+async def test_a_status_history_does_not_name_the_worker(stack: Stack) -> None:
+    """Which host and process ran a command is the operator's business (the worker's log), not a user's."""
+    import socket
+
+    db = await stack.new_database()
+    done = await stack.run("POST", f"/api/v1/ontology/{db}/async/create", {"id": "Anon"})
+    messages = " ".join(h["message"] for h in done["result"]["history"])
+    assert "Processing started" in messages, done
+    assert stack.worker.proc is not None
+    assert socket.gethostname() not in messages and f":{stack.worker.proc.pid}" not in messages, messages

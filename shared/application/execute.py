@@ -88,13 +88,12 @@ class Executor:
     constraints decide, and the document writes are version-conditional."""
 
     def __init__(self, commands: CommandLog, events: EventStore, docs: DocumentStore,
-                 event_topic: Callable[[Command], str], worker_name: str = "worker",
+                 event_topic: Callable[[Command], str],
                  dependency_wait: float = 30.0) -> None:
         self.commands = commands
         self.events = events
         self.docs = docs
         self.event_topic = event_topic
-        self.worker_name = worker_name
         self.dependency_wait = dependency_wait
 
     async def context(self, command: Command) -> Context:
@@ -145,8 +144,7 @@ class Executor:
         done = await self.events.for_command(command.command_id)
         if done:
             return await self._finish(command, done[0], report, redelivered=True)
-        await report(status_update(command, CommandStatus.PROCESSING,
-                                   f"Processing started by {self.worker_name}"))
+        await report(status_update(command, CommandStatus.PROCESSING, "Processing started"))
         for _ in range(5):
             event = await self._decide(command, report)
             try:

@@ -65,14 +65,13 @@ class InstanceExecutor:
     event store's unique constraints decide, and document writes are version-conditional."""
 
     def __init__(self, commands: CommandLog, events: EventStore, docs: DocumentStore, archive: EventArchive,
-                 event_topic: Callable[[Command], str], worker_name: str = "worker",
+                 event_topic: Callable[[Command], str],
                  dependency_wait: float = 30.0) -> None:
         self.commands = commands
         self.events = events
         self.docs = docs
         self.archive = archive
         self.event_topic = event_topic
-        self.worker_name = worker_name
         self.dependency_wait = dependency_wait
 
     async def context(self, command: Command) -> InstanceContext:
@@ -118,7 +117,7 @@ class InstanceExecutor:
         done = await self.events.for_command(command.command_id)
         if done:
             return await self._finish(command, done, report)
-        await report(status_update(command, CommandStatus.PROCESSING, f"Processing started by {self.worker_name}"))
+        await report(status_update(command, CommandStatus.PROCESSING, "Processing started"))
         for _ in range(5):
             events = await self._decide(command, report)
             if events[0].failed:
