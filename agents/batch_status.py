@@ -35,7 +35,8 @@ class BatchStatus:
     async def flush(self) -> None:
         """Safe to call again after a failure: everything is sent again (a transition the status table
         already holds is dropped there)."""
-        messages = [[u] for c, u in self.started.items() if c not in {f.command_id for f in self.finals}]
+        ending = {f.command_id for f in self.finals}
+        messages = [[u] for c, u in self.started.items() if c not in ending]
         for final in self.finals:
             held = self.started.get(final.command_id)
             messages.append([held, final] if held is not None else [final])

@@ -107,8 +107,14 @@ async def expire_statuses() -> None:
     """Tables are written only inside a stream: the sweep sends each expired entry's id to the status
     topic (keyed by it, so to the partition that holds it), and the status agent deletes it there."""
     now = utcnow()
-    due = [key.decode() for key, raw in list(command_status.items())
-           if expired(decode(StatusRecord, raw), now)][:EXPIRE_BATCH]
+    due: list[str] = []
+    for n, (key, raw) in enumerate(list(command_status.items())):
+        if n % 1000 == 999:
+            await asyncio.sleep(0)  # a large table is read without holding up the agents
+        if expired(decode(StatusRecord, raw), now):
+            due.append(key.decode())
+            if len(due) >= EXPIRE_BATCH:
+                break
     if not due:
         return
     runtime = await open_runtime(settings)

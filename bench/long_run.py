@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from rich.progress import Progress
 
 from bench.own_stack import Running, own_processes
-from bench.write_path import drive, progress_bar
+from bench.write_path import drive, progress_bar, record_finals
 from shared.channels import user_channel
 from shared.tokens import issue
 
@@ -47,14 +47,7 @@ async def completions(running: Running, n: int, ready: asyncio.Event, progress: 
     seen: dict[str, float] = {}
     try:
         async with asyncio.timeout(3600):
-            while len(seen) < n:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
-                if message is None:
-                    continue
-                body = json.loads(message["data"])
-                if body["status"] in ("COMPLETED", "FAILED") and body["command_id"] not in seen:
-                    seen[body["command_id"]] = time.perf_counter()
-                    progress.advance(task)
+            await record_finals(pubsub, seen, lambda: n, progress, task)
     finally:
         await pubsub.aclose()
         await client.aclose()

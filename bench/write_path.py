@@ -149,6 +149,19 @@ async def relay_alone(s: Settings, rows: int, progress: Progress, **relay_option
     return rows / elapsed
 
 
+async def record_finals(pubsub: Any, seen: dict[str, float], expected: Callable[[], int], progress: Progress,
+                        task: TaskID) -> None:
+    """When each command is first seen COMPLETED or FAILED on Redis, until `expected()` of them are."""
+    while len(seen) < expected():
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+        if message is None:
+            continue
+        body = json.loads(message["data"])
+        if body["status"] in ("COMPLETED", "FAILED") and body["command_id"] not in seen:
+            seen[body["command_id"]] = time.perf_counter()
+            progress.advance(task)
+
+
 @dataclass
 class Driven:
     accepted: dict[str, float] = field(default_factory=dict)  # command id (or request number) -> sent at
@@ -228,14 +241,7 @@ async def system(s: Settings, token: str, n: int, concurrency: int, progress: Pr
     rejected = 0  # known once submitting is done; the listener stops at n - rejected
 
     async def listen() -> None:
-        while len(completed) < n - rejected:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
-            if message is None:
-                continue
-            body = json.loads(message["data"])
-            if body["status"] in ("COMPLETED", "FAILED") and body["command_id"] not in completed:
-                completed[body["command_id"]] = time.perf_counter()
-                progress.advance(completing)
+        await record_finals(pubsub, completed, lambda: n - rejected, progress, completing)
 
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}, connector=connector) as http:

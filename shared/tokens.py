@@ -1,11 +1,13 @@
 """Bearer tokens: signed (HS256), carrying the user id and an expiry."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
 import secrets
 import time
+from pathlib import Path
 
 import jwt
 
@@ -20,9 +22,15 @@ def signing_secret(settings: Settings) -> str:
     """SPICE_SECRET if set, else the secret in home/secret, created on first use (mode 0600)."""
     if settings.secret:
         return settings.secret
-    path = settings.home / "secret"
+    return _secret_file(settings.home)
+
+
+@functools.cache
+def _secret_file(home: Path) -> str:
+    """Read once per process (every request verifies a token with it)."""
+    path = home / "secret"
     if not path.exists():
-        settings.home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_urlsafe(48))

@@ -24,31 +24,20 @@ def command_from_row(row: asyncpg.Record) -> Command:
     )
 
 
+def _refused_value(exc: Exception) -> Exception | None:
+    """A statement's error (a value the database cannot hold) is its command's alone."""
+    return exc if isinstance(exc, asyncpg.PostgresError) and statement_error(exc) else None
+
+
 class PostgresCommandLog(CommandLog):
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
-        self._group: GroupCommit[tuple[Command, str], tuple[Command, bool]] = GroupCommit(self._record_batch)
+        self._group: GroupCommit[tuple[Command, str], tuple[Command, bool]] = GroupCommit(
+            self._write_batch, _refused_value)
 
     async def record(self, command: Command, topic: str) -> tuple[Command, bool]:
         # Group-committed: concurrent submissions share one transaction (see GroupCommit).
         return await self._group.submit((command, topic))
-
-    async def _record_batch(self, items: list[tuple[Command, str]]) -> list[tuple[Command, bool] | Exception]:
-        try:
-            return list(await self._write_batch(items))
-        except asyncpg.PostgresError as exc:
-            if len(items) == 1 or not statement_error(exc):
-                raise
-        # One item the database refuses (a value it cannot hold) must not fail the others: each alone.
-        return [await self._write_one(item) for item in items]
-
-    async def _write_one(self, item: tuple[Command, str]) -> tuple[Command, bool] | Exception:
-        try:
-            return (await self._write_batch([item]))[0]
-        except asyncpg.PostgresError as exc:
-            if not statement_error(exc):
-                raise
-            return exc
 
     async def _write_batch(self, items: list[tuple[Command, str]]) -> list[tuple[Command, bool]]:
         """The commands and their outbox rows in one transaction, three statements whatever the count."""

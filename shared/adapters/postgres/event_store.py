@@ -27,30 +27,19 @@ def _conflict(exc: asyncpg.UniqueViolationError) -> DuplicateEvent | VersionTake
     return DuplicateEvent(str(exc))
 
 
+def _item_conflict(exc: Exception) -> Exception | None:
+    """A unique violation is one event's own (a redelivered command, a version taken)."""
+    return _conflict(exc) if isinstance(exc, asyncpg.UniqueViolationError) else None
+
+
 class PostgresEventStore(EventStore):
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
-        self._group: GroupCommit[tuple[Event, str], Event] = GroupCommit(self._append_batch)
+        self._group: GroupCommit[tuple[Event, str], Event] = GroupCommit(self._insert, _item_conflict)
 
     async def append(self, event: Event, topic: str) -> Event:
         # Group-committed: concurrent appends (one batch's commands) share one transaction.
         return await self._group.submit((event, topic))
-
-    async def _append_batch(self, items: list[tuple[Event, str]]) -> list[Event | Exception]:
-        try:
-            return list(await self._insert(items))
-        except asyncpg.UniqueViolationError as exc:
-            if len(items) == 1:
-                raise _conflict(exc) from exc
-        # One item conflicts (a redelivered command, a version taken): the batch rolled back as a whole,
-        # so each is appended alone and only the conflicting ones fail, each with its own reason.
-        outcomes: list[Event | Exception] = []
-        for item in items:
-            try:
-                outcomes.extend(await self._insert([item]))
-            except asyncpg.UniqueViolationError as exc:
-                outcomes.append(_conflict(exc))
-        return outcomes
 
     async def _insert(self, items: list[tuple[Event, str]]) -> list[Event]:
         events = [e for e, _ in items]

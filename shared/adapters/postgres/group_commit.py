@@ -17,13 +17,16 @@ class GroupCommit(Generic[I, R]):
     shared by as many callers as arrived during the previous one, so throughput follows the load instead of
     the commit latency. One batch in flight at a time keeps the items' commit order their arrival order.
 
-    `write` gets a batch and answers one outcome per item, in order: its result, or the exception that item
-    alone raises. When `write` itself raises, every caller of that batch gets the exception (nothing of the
-    batch is committed: it is one transaction)."""
+    `write` writes a batch in one transaction and answers one result per item, in order. When it raises
+    and `item_error` says the error is one item's own (a constraint, a value the store cannot hold; it
+    answers the exception that item's caller should get, else None), the batch rolled back as a whole, so
+    each item is written alone and only the failing ones fail. Any other error (the store away) goes to
+    every caller of the batch."""
 
-    def __init__(self, write: Callable[[list[I]], Awaitable[list[R | Exception]]],
-                 max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, write: Callable[[list[I]], Awaitable[list[R]]],
+                 item_error: Callable[[Exception], Exception | None], max_batch: int = MAX_BATCH) -> None:
         self._write = write
+        self._item_error = item_error
         self._max = max_batch
         self._queue: list[tuple[I, asyncio.Future[R]]] = []
         self._draining: asyncio.Task[None] | None = None
@@ -37,12 +40,26 @@ class GroupCommit(Generic[I, R]):
             self._draining = asyncio.create_task(self._drain())
         return await asyncio.shield(future)
 
+    async def _outcomes(self, items: list[I]) -> list[R | Exception]:
+        try:
+            return list(await self._write(items))
+        except Exception as exc:
+            own = self._item_error(exc)
+            if own is None:
+                raise
+            if len(items) == 1:
+                return [own]
+        outcomes: list[R | Exception] = []
+        for item in items:
+            outcomes.extend(await self._outcomes([item]))
+        return outcomes
+
     async def _drain(self) -> None:
         try:
             while self._queue:
                 batch, self._queue = self._queue[:self._max], self._queue[self._max:]
                 try:
-                    results = await self._write([item for item, _ in batch])
+                    results = await self._outcomes([item for item, _ in batch])
                 except Exception as exc:  # noqa: BLE001 — handed to every caller of the batch
                     for _, future in batch:
                         if not future.done():
