@@ -18,6 +18,14 @@ class VersionTaken(Exception):
     """Another event already holds this aggregate version: the caller decided on stale state."""
 
 
+class CommandTooLarge(Exception):
+    """The command is larger than its transport carries in one message; nothing was recorded."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the command would be {size} bytes; one command carries at most {limit}")
+        self.size, self.limit = size, limit
+
+
 class CommandLog(ABC):
     """Append-only log of commands; recording also queues the command for the relay."""
 
@@ -26,7 +34,7 @@ class CommandLog(ABC):
         """Store the command and its outbox row in one transaction.
 
         Returns (command, True), or (first command, False) when the actor already used the
-        idempotency key."""
+        idempotency key. Raises CommandTooLarge for a command its transport cannot carry."""
 
     @abstractmethod
     async def record_received(self, command: Command) -> bool:

@@ -1,7 +1,6 @@
 """Submitting commands: validate against what exists, then record the command (one transaction)."""
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -9,11 +8,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from shared.domain.commands import Command, CommandType, Version
 from shared.domain.ontology import CheckedLabel, OntologyClass, Property, Relationship, check_identifier
-from shared.ports import CommandLog, DocumentStore
-
-# What one command message may be: one Kafka message (the broker's default message.max.bytes is 1 MiB; the
-# outbox row adds nothing to the command's JSON).
-MAX_COMMAND_BYTES = 1_000_000
+from shared.ports import CommandLog, CommandTooLarge, DocumentStore
 
 
 def _request_of(command: Command) -> tuple[Any, ...]:
@@ -60,13 +55,11 @@ class Submitter:
     async def record(self, command: Command) -> tuple[Command, bool]:
         """Record the command; under an Idempotency-Key already used, the first command, when it is the
         same request (its command, target and body), else 422 (nothing is recorded). 413 for a command
-        larger than one Kafka message carries."""
-        size = len(json.dumps(command.to_message()).encode())
-        if size > MAX_COMMAND_BYTES:
-            raise SubmitError(413, f"the command would be {size} bytes; one command carries at most "
-                              f"{MAX_COMMAND_BYTES} (split a bulk create into smaller ones)",
-                              limit_bytes=MAX_COMMAND_BYTES)
-        stored, created = await self.commands.record(command, self.topic_for(command))
+        larger than one message of its transport carries."""
+        try:
+            stored, created = await self.commands.record(command, self.topic_for(command))
+        except CommandTooLarge as exc:
+            raise SubmitError(413, f"{exc} (split a bulk create into smaller ones)", limit_bytes=exc.limit) from exc
         if not created and _request_of(stored) != _request_of(command):
             raise SubmitError(422, "this Idempotency-Key was already used for a different request; "
                               "use a new key for a new request")

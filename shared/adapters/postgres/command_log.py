@@ -7,10 +7,11 @@ from typing import Any
 
 import asyncpg
 
+from shared.adapters.outbox_relay import MAX_MESSAGE_BYTES
 from shared.adapters.postgres.group_commit import GroupCommit
 from shared.adapters.postgres.pool import Pool, statement_error
 from shared.domain.commands import Command
-from shared.ports import CommandLog
+from shared.ports import CommandLog, CommandTooLarge
 
 CREATE_TYPES = ["CREATE_DATABASE", "CREATE_ONTOLOGY_CLASS", "CREATE_INSTANCE"]
 
@@ -32,16 +33,20 @@ def _refused_value(exc: Exception) -> Exception | None:
 class PostgresCommandLog(CommandLog):
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
-        self._group: GroupCommit[tuple[Command, str], tuple[Command, bool]] = GroupCommit(
+        self._group: GroupCommit[tuple[Command, str, str], tuple[Command, bool]] = GroupCommit(
             self._write_batch, _refused_value)
 
     async def record(self, command: Command, topic: str) -> tuple[Command, bool]:
+        message = json.dumps(command.to_message())  # the outbox row's value, serialised once
+        size = len(message.encode())
+        if size > MAX_MESSAGE_BYTES:
+            raise CommandTooLarge(size, MAX_MESSAGE_BYTES)
         # Group-committed: concurrent submissions share one transaction (see GroupCommit).
-        return await self._group.submit((command, topic))
+        return await self._group.submit((command, topic, message))
 
-    async def _write_batch(self, items: list[tuple[Command, str]]) -> list[tuple[Command, bool]]:
+    async def _write_batch(self, items: list[tuple[Command, str, str]]) -> list[tuple[Command, bool]]:
         """The commands and their outbox rows in one transaction, three statements whatever the count."""
-        commands = [c for c, _ in items]
+        commands = [c for c, _, _ in items]
         async with self.pool.acquire() as conn, conn.transaction():
             inserted = {r["command_id"] for r in await conn.fetch(
                 """INSERT INTO commands (command_id, command_type, aggregate_type, aggregate_id, db_name,
@@ -69,15 +74,15 @@ class PostgresCommandLog(CommandLog):
                          ON c.actor = k.actor AND c.idempotency_key = k.key""",
                     [c.actor for c in reused], [c.idempotency_key for c in reused])
                 first = {(r["actor"], r["idempotency_key"]): command_from_row(r) for r in rows}
-            queued = [(c, t) for c, t in items if c.command_id in inserted]
+            queued = [item for item in items if item[0].command_id in inserted]
             if queued:
                 # In the batch's order: the relay publishes one transaction's rows by id.
                 await conn.execute(
                     """INSERT INTO outbox (topic, key, value, command_id)
                        SELECT t, k, v, c FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[])
                             WITH ORDINALITY AS x(t, k, v, c, n) ORDER BY n""",
-                    [t for _, t in queued], [c.stream_key for c, _ in queued],
-                    [json.dumps(c.to_message()) for c, _ in queued], [c.command_id for c, _ in queued])
+                    [t for _, t, _ in queued], [c.stream_key for c, _, _ in queued],
+                    [m for _, _, m in queued], [c.command_id for c, _, _ in queued])
         return [(c, True) if c.command_id in inserted else (first[(c.actor, c.idempotency_key)], False)
                 for c in commands]
 
