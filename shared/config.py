@@ -1,9 +1,14 @@
 """Settings read from SPICE_* environment variables, with loopback defaults for the local run."""
 from __future__ import annotations
 
+import functools
+import hashlib
+import hmac
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -14,6 +19,28 @@ def _env(name: str, default: str) -> str:
 
 def _int(name: str, default: int) -> int:
     return int(_env(name, str(default)))
+
+
+@functools.cache
+def _secret_file(home: Path) -> str:
+    """The secret generated once into home/secret (mode 0600); read once per process (every request verifies a
+    token with it)."""
+    path = home / "secret"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process of the stack created it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def derive(secret: str, purpose: str) -> str:
+    """A credential for one purpose, derived from a secret (hex, safe in URLs)."""
+    return hmac.new(secret.encode(), f"spice {purpose} v1".encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -31,6 +58,10 @@ class Settings:
     pg_port: int = field(default_factory=lambda: _int("PG_PORT", 55432))
     pg_database: str = field(default_factory=lambda: _env("PG_DATABASE", "spice"))
     pg_user: str = field(default_factory=lambda: _env("PG_USER", "spice"))
+    # Passwords of the local PostgreSQL role and of Redis: derived from home/secret unless set
+    # (compose/ sets them), so every process of one stack knows them and nothing else on the machine does.
+    pg_password_override: str = field(default_factory=lambda: _env("PG_PASSWORD", ""))
+    redis_password_override: str = field(default_factory=lambda: _env("REDIS_PASSWORD", ""))
     redis_port: int = field(default_factory=lambda: _int("REDIS_PORT", 56379))
     kafka_port: int = field(default_factory=lambda: _int("KAFKA_PORT", 59092))
     kafka_controller_port: int = field(default_factory=lambda: _int("KAFKA_CONTROLLER_PORT", 59093))
@@ -67,12 +98,28 @@ class Settings:
     token_ttl_seconds: int = field(default_factory=lambda: _int("TOKEN_TTL", 30 * 24 * 3600))
 
     @property
+    def signing_secret(self) -> str:
+        """SPICE_SECRET if set, else the secret in home/secret, created on first use."""
+        return self.secret or _secret_file(self.home)
+
+    @property
+    def pg_password(self) -> str:
+        # From home/secret, not SPICE_SECRET: the services belong to the machine's stack, and a process
+        # may sign its tokens with a secret of its own (the tests do).
+        return self.pg_password_override or derive(_secret_file(self.home), "postgres password")[:32]
+
+    @property
+    def redis_password(self) -> str:
+        return self.redis_password_override or derive(_secret_file(self.home), "redis password")[:32]
+
+    @property
     def pg_dsn(self) -> str:
-        return f"postgresql://{self.pg_user}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
+        user, password = quote(self.pg_user, safe=""), quote(self.pg_password, safe="")
+        return f"postgresql://{user}:{password}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
 
     @property
     def redis_url(self) -> str:
-        return f"redis://{self.redis_host}:{self.redis_port}/0"
+        return f"redis://:{quote(self.redis_password, safe='')}@{self.redis_host}:{self.redis_port}/0"
 
     @property
     def kafka_bootstrap(self) -> str:

@@ -73,9 +73,31 @@ def is_running(settings: Settings) -> bool:
 
 
 async def _connect(settings: Settings, database: str = "postgres") -> asyncpg.Connection:
+    """The cluster's superuser over its Unix socket: the only password-free way in (see _HBA)."""
     return await asyncpg.connect(
-        host="127.0.0.1", port=settings.pg_port, user=OS_USER, database=database, timeout=5
+        host=str(_socket_dir(settings)), port=settings.pg_port, user=OS_USER, database=database, timeout=5
     )
+
+
+# Who may connect how. The Unix socket (mode 0700, owned by the postgres OS user: only it and root can
+# reach it) trusts its peer; every TCP connection must present the role's password (scram-sha-256).
+_HBA = """\
+local all all trust
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+"""
+
+
+def _write_hba(settings: Settings) -> bool:
+    """Put _HBA in place; True when it changed (a cluster made before passwords had trust for TCP)."""
+    path = _data(settings) / "pg_hba.conf"
+    if path.exists() and path.read_text() == _HBA:
+        return False
+    path.write_text(_HBA)
+    pw = pwd.getpwnam(OS_USER)
+    if os.geteuid() == 0:
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+    return True
 
 
 async def _ping(settings: Settings) -> bool:
@@ -140,7 +162,7 @@ async def _initdb(settings: Settings) -> None:
     if data.exists():  # a half-made cluster from an interrupted initdb
         shutil.rmtree(data)
     await arun(
-        [bin_dir() / "initdb", "-D", data, "--auth=trust", "--username", OS_USER,
+        [bin_dir() / "initdb", "-D", data, "--auth-local=trust", "--auth-host=scram-sha-256", "--username", OS_USER,
          "--encoding=UTF8", "--locale=C.UTF-8"],
         user=OS_USER, timeout=120,
     )
@@ -158,9 +180,10 @@ async def _start(settings: Settings) -> None:
         _prepare_dirs(settings)
         await asyncio.to_thread(_clear_stale_lock, settings)
         await _initdb(settings)
+        _write_hba(settings)
         opts = (
             f"-p {settings.pg_port} -k {_socket_dir(settings)} -c listen_addresses=127.0.0.1"
-            " -c max_connections=200"
+            " -c max_connections=200 -c unix_socket_permissions=0700"
         )
         res = await arun(
             [bin_dir() / "pg_ctl", "-D", _data(settings), "-l", _log(settings), "-o", opts,
@@ -188,11 +211,17 @@ async def _safe_ping(settings: Settings) -> bool:
 async def _ensure_role_and_database(settings: Settings) -> None:
     conn = await _connect(settings)
     try:
+        if _write_hba(settings):  # a running cluster made before passwords: tighten it now
+            await conn.execute("SELECT pg_reload_conf()")
         if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", settings.pg_user):
             try:
                 await conn.execute(f"CREATE ROLE {_quote(settings.pg_user)} SUPERUSER LOGIN")
             except asyncpg.DuplicateObjectError:
                 pass
+        # Set on every start: the password follows the secret it is derived from (or SPICE_PG_PASSWORD).
+        # A utility statement takes no parameters; the hex or operator-given value is quoted as a literal.
+        literal = "'" + settings.pg_password.replace("'", "''") + "'"
+        await conn.execute(f"ALTER ROLE {_quote(settings.pg_user)} PASSWORD {literal}")
     finally:
         await conn.close()
     await create_database(settings, settings.pg_database)
