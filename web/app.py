@@ -17,14 +17,18 @@ from shared.adapters.search import indices as search_indices
 from shared.application.submit import Submitter
 from shared.config import Settings
 from shared.domain.commands import Command
-from web import page, routes_commands, routes_instances, routes_reads, routes_search, ws
+from web import openapi, page, routes_commands, routes_instances, routes_reads, routes_search, ws
 from web.auth import auth_middleware
 from web.context import SERVICES, Services
 from web.errors import error_middleware
+from web.openapi import Operation, documented
+from web.responses import Health
 
 log = logging.getLogger(__name__)
 
 
+@documented(Operation("Readiness of the view and what it depends on", "meta", {200: Health, 503: Health}, errors=(),
+                     public=True))
 async def health(request: web.Request) -> web.Response:
     svc = request.app[SERVICES]
     checks: dict[str, str] = {}
@@ -82,6 +86,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_routes(routes_instances.routes)
     ws.setup(app)
     page.setup(app)
+    openapi.setup(app)
     return app
 
 

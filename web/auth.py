@@ -11,6 +11,7 @@ from web.context import services
 from web.errors import Handler, error
 
 PROTECTED = ("/api/", "/ws/")
+PUBLIC = frozenset({"/api/v1/openapi.json", "/api/docs"})  # the API's description is no secret
 
 
 def _token(request: web.Request) -> str | None:
@@ -24,7 +25,7 @@ def _token(request: web.Request) -> str | None:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith(PROTECTED):
+    if not request.path.startswith(PROTECTED) or request.path in PUBLIC:
         return await handler(request)
     token = _token(request)
     if token is None:

@@ -10,10 +10,16 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from shared.application.submit import SubmitError
-from shared.domain.commands import MAX_VERSION
+from shared.domain.commands import MAX_VERSION, Version
 from shared.params import BadParameter, bounded_int
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class VersionBody(BaseModel):
+    """The optional body of a delete: the version the caller expects (the query parameter says the same)."""
+
+    expected_version: Version | None = None
 
 
 MAX_DEPTH = 64  # arrays and objects inside each other; far beyond any ontology or instance
@@ -99,6 +105,18 @@ def int_param(request: web.Request, name: str, lo: int | None = None, hi: int | 
         return bounded_int(name, request.query.get(name), lo, hi, default)
     except BadParameter as exc:
         raise SubmitError(422, str(exc)) from exc
+
+
+MAX_LIMIT = 1000
+MAX_OFFSET = MAX_VERSION  # far beyond any list here, and within what SQL's OFFSET takes
+
+
+def paging(request: web.Request) -> tuple[int, int]:
+    """limit (1..MAX_LIMIT, default 100) and offset (0..MAX_OFFSET) of a list route."""
+    limit = int_param(request, "limit", lo=1, hi=MAX_LIMIT, default=100)
+    offset = int_param(request, "offset", lo=0, hi=MAX_OFFSET, default=0)
+    assert limit is not None and offset is not None  # defaults were given
+    return limit, offset
 
 
 def float_param(request: web.Request, name: str, lo: float, hi: float, default: float) -> float:

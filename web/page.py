@@ -5,10 +5,14 @@ from pathlib import Path
 
 from aiohttp import web
 
+from web.openapi import Operation, documented
+
 STATIC = Path(__file__).parent / "static"
 NO_CACHE = {"Cache-Control": "no-cache"}
 
 
+@documented(Operation("The page: submit commands, watch them", "pages", {200: None}, errors=(), public=True,
+                     content="text/html"))
 async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html", headers=NO_CACHE)
 

@@ -13,8 +13,10 @@ from shared.domain.commands import Command, CommandType
 from shared.domain.ontology import DatabaseSpec, OntologyClass, check_database_name, check_identifier
 from shared.domain.status import FINAL, CommandStatus, StatusRecord
 from web.auth import authorize, role_of
-from web.bodies import accepted, expected_version, float_param, idempotency_key, json_body, model_body
+from web.bodies import VersionBody, accepted, expected_version, float_param, idempotency_key, json_body, model_body
 from web.context import actor, services
+from web.openapi import COMMAND_ERRORS, EXPECTED_VERSION, READ_ERRORS, SYNC_ERRORS, WAIT, Operation, documented
+from web.responses import Accepted, CommandStatusView, SyncDone
 from web.status import lookup, parse_command_id, wait_final
 
 routes = web.RouteTableDef()
@@ -40,6 +42,8 @@ def _answer(command: Command, message: str, **extra: Any) -> web.Response:
 
 
 @routes.post("/api/v1/database/create")
+@documented(Operation("Create a database", "databases", {202: Accepted}, body=DatabaseSpec, errors=COMMAND_ERRORS,
+                      idempotent_key=True))
 async def create_database(request: web.Request) -> web.Response:
     spec = await model_body(request, DatabaseSpec)
     command, _ = await services(request).submitter.create_database(
@@ -48,6 +52,8 @@ async def create_database(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/v1/database/{db_name}")
+@documented(Operation("Delete a database", "databases", {202: Accepted}, body=VersionBody, body_optional=True,
+                      query=(EXPECTED_VERSION,), errors=COMMAND_ERRORS, idempotent_key=True))
 async def delete_database(request: web.Request) -> web.Response:
     name = db_name(request)
     await authorize(request, name, Role.ADMIN)
@@ -85,23 +91,30 @@ async def _submit_delete(request: web.Request) -> tuple[Command, str]:
 
 
 @routes.post("/api/v1/ontology/{db_name}/async/create")
+@documented(Operation("Create a class", "ontology", {202: Accepted}, body=OntologyClass, errors=COMMAND_ERRORS,
+                      idempotent_key=True))
 async def create_class(request: web.Request) -> web.Response:
     command, cid = await _submit_create(request)
     return _answer(command, f"Ontology creation command accepted for {cid!r}", class_id=cid)
 
 
 @routes.put("/api/v1/ontology/{db_name}/async/{class_id}")
+@documented(Operation("Update a class (any subset of its fields)", "ontology", {202: Accepted}, body=ClassPatch,
+                      query=(EXPECTED_VERSION,), errors=COMMAND_ERRORS, idempotent_key=True))
 async def update_class(request: web.Request) -> web.Response:
     command, cid = await _submit_update(request)
     return _answer(command, f"Ontology update command accepted for {cid!r}", class_id=cid)
 
 
 @routes.delete("/api/v1/ontology/{db_name}/async/{class_id}")
+@documented(Operation("Delete a class", "ontology", {202: Accepted}, body=VersionBody, body_optional=True,
+                      query=(EXPECTED_VERSION,), errors=COMMAND_ERRORS, idempotent_key=True))
 async def delete_class(request: web.Request) -> web.Response:
     command, cid = await _submit_delete(request)
     return _answer(command, f"Ontology deletion command accepted for {cid!r}", class_id=cid)
 
 
+@documented(Operation("A command's status and transitions", "commands", {200: CommandStatusView}, errors=READ_ERRORS))
 async def status_route(request: web.Request) -> web.Response:
     raw = request.match_info["command_id"]
     command_id = parse_command_id(raw)
@@ -173,21 +186,28 @@ def _failure_status(error: dict[str, Any] | None) -> int:
 
 
 @routes.post("/api/v1/ontology/{db_name}/sync/create")
+@documented(Operation("Create a class and wait for it", "ontology", {200: SyncDone}, body=OntologyClass, query=WAIT,
+                      errors=SYNC_ERRORS, idempotent_key=True))
 async def create_class_sync(request: web.Request) -> web.Response:
     return await _sync(request, _submit_create, "created")
 
 
 @routes.put("/api/v1/ontology/{db_name}/sync/{class_id}")
+@documented(Operation("Update a class and wait for it", "ontology", {200: SyncDone}, body=ClassPatch,
+                      query=(EXPECTED_VERSION, *WAIT), errors=SYNC_ERRORS, idempotent_key=True))
 async def update_class_sync(request: web.Request) -> web.Response:
     return await _sync(request, _submit_update, "updated")
 
 
 @routes.delete("/api/v1/ontology/{db_name}/sync/{class_id}")
+@documented(Operation("Delete a class and wait for it", "ontology", {200: SyncDone}, body=VersionBody,
+                      body_optional=True, query=(EXPECTED_VERSION, *WAIT), errors=SYNC_ERRORS, idempotent_key=True))
 async def delete_class_sync(request: web.Request) -> web.Response:
     return await _sync(request, _submit_delete, "deleted")
 
 
 @routes.get("/api/v1/ontology/{db_name}/sync/command/{command_id}/wait")
+@documented(Operation("Wait for a command to finish", "commands", {200: SyncDone}, query=WAIT, errors=SYNC_ERRORS))
 async def wait_command(request: web.Request) -> web.Response:
     timeout, poll = _wait_params(request)
     raw = request.match_info["command_id"]
@@ -205,6 +225,8 @@ class GrantBody(BaseModel):
 
 
 @routes.post("/api/v1/database/{db_name}/grants")
+@documented(Operation("Grant a role (null revokes)", "databases", {202: Accepted}, body=GrantBody,
+                      errors=COMMAND_ERRORS, idempotent_key=True))
 async def grant_role(request: web.Request) -> web.Response:
     """Grant (or with role null, revoke) a role: a command like any other, with its own event."""
     name = db_name(request)

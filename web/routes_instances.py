@@ -12,8 +12,19 @@ from shared.domain.commands import AggregateType, iso
 from shared.domain.events import Event
 from shared.domain.instances import check_instance_id, instance_view
 from web.auth import authorize
-from web.bodies import accepted, expected_version, idempotency_key, int_param, json_body, model_body
+from web.bodies import (
+    VersionBody,
+    accepted,
+    expected_version,
+    idempotency_key,
+    int_param,
+    json_body,
+    model_body,
+    paging,
+)
 from web.context import actor, services
+from web.openapi import COMMAND_ERRORS, EXPECTED_VERSION, PAGING, POINT_IN_TIME, READ_ERRORS, Operation, documented
+from web.responses import Accepted, Document, Page
 from web.routes_commands import class_id, db_name, status_route
 from web.routes_reads import as_of_param, page_of, require_readable_db, state_then
 
@@ -33,6 +44,8 @@ def submitter(request: web.Request) -> InstanceSubmitter:
 
 
 @routes.post(BASE + "/async/{class_id}/create")
+@documented(Operation("Create an instance", "instances", {202: Accepted}, body=InstanceCreate, errors=COMMAND_ERRORS,
+                      idempotent_key=True))
 async def create_instance(request: web.Request) -> web.Response:
     name, cid = db_name(request), class_id(request)
     await authorize(request, name, Role.WRITER)
@@ -43,6 +56,8 @@ async def create_instance(request: web.Request) -> web.Response:
 
 
 @routes.put(BASE + "/async/{class_id}/{instance_id}/update")
+@documented(Operation("Update an instance (a partial update)", "instances", {202: Accepted}, body=InstanceUpdate,
+                      query=(EXPECTED_VERSION,), errors=COMMAND_ERRORS, idempotent_key=True))
 async def update_instance(request: web.Request) -> web.Response:
     name, cid, iid = db_name(request), class_id(request), instance_id(request)
     await authorize(request, name, Role.WRITER)
@@ -55,6 +70,8 @@ async def update_instance(request: web.Request) -> web.Response:
 
 
 @routes.delete(BASE + "/async/{class_id}/{instance_id}/delete")
+@documented(Operation("Delete an instance", "instances", {202: Accepted}, body=VersionBody, body_optional=True,
+                      query=(EXPECTED_VERSION,), errors=COMMAND_ERRORS, idempotent_key=True))
 async def delete_instance(request: web.Request) -> web.Response:
     name, cid, iid = db_name(request), class_id(request), instance_id(request)
     await authorize(request, name, Role.WRITER)
@@ -65,6 +82,8 @@ async def delete_instance(request: web.Request) -> web.Response:
 
 
 @routes.post(BASE + "/async/{class_id}/bulk-create")
+@documented(Operation("Create up to 10,000 instances in one command", "instances", {202: Accepted}, body=BulkCreate,
+                      errors=COMMAND_ERRORS, idempotent_key=True))
 async def bulk_create(request: web.Request) -> web.Response:
     name, cid = db_name(request), class_id(request)
     await authorize(request, name, Role.WRITER)
@@ -78,11 +97,10 @@ routes.get(BASE + "/async/command/{command_id}/status")(status_route)
 
 
 @routes.get(BASE + "/{class_id}")
+@documented(Operation("A class's instances", "instances", {200: Page}, query=PAGING, errors=READ_ERRORS))
 async def list_instances(request: web.Request) -> web.Response:
     name, cid = await require_readable_db(request), class_id(request)
-    limit = int_param(request, "limit", lo=1, hi=1000, default=100)
-    offset = int_param(request, "offset", lo=0, default=0)
-    assert limit is not None and offset is not None
+    limit, offset = paging(request)
     total, docs = await services(request).docs.instances(name, cid, limit, offset)
     return web.json_response({"total": total, "limit": limit, "offset": offset, "class_id": cid,
                               "items": [instance_view(d) for d in docs]})
@@ -102,6 +120,8 @@ async def _history(request: web.Request, name: str, cid: str, iid: str) -> list[
 
 
 @routes.get(BASE + "/{class_id}/{instance_id}")
+@documented(Operation("An instance, now or at a version or time", "instances", {200: Document}, query=POINT_IN_TIME,
+                      errors=READ_ERRORS))
 async def get_instance(request: web.Request) -> web.Response:
     name, cid, iid = await _addressed(request)
     version = int_param(request, "version", lo=1)
@@ -125,6 +145,8 @@ def _change(event: Event) -> dict[str, Any]:
 
 
 @routes.get(BASE + "/{class_id}/{instance_id}/history")
+@documented(Operation("An instance's events with its state after each", "instances", {200: Page}, query=PAGING,
+                      errors=READ_ERRORS))
 async def instance_history(request: web.Request) -> web.Response:
     name, cid, iid = await _addressed(request)
     history = await _history(request, name, cid, iid)
@@ -133,6 +155,8 @@ async def instance_history(request: web.Request) -> web.Response:
 
 
 @routes.get(BASE + "/{class_id}/{instance_id}/provenance")
+@documented(Operation("Who changed an instance, when, by which command", "instances", {200: Document},
+                      errors=READ_ERRORS))
 async def instance_provenance(request: web.Request) -> web.Response:
     """Who created and changed the instance, when, by which command and event, and where each event
     is archived."""

@@ -11,8 +11,10 @@ from shared.domain.access import Role
 from shared.domain.commands import AggregateType, iso
 from shared.domain.events import Event
 from web.auth import authorize, role_of
-from web.bodies import int_param
+from web.bodies import int_param, paging
 from web.context import services
+from web.openapi import PAGING, POINT_IN_TIME, READ_ERRORS, Operation, documented
+from web.responses import DatabasePage, Document, Page
 from web.routes_commands import class_id, db_name
 
 routes = web.RouteTableDef()
@@ -27,31 +29,34 @@ async def require_readable_db(request: web.Request) -> str:
 
 
 def page_of(request: web.Request, items: list[dict[str, Any]]) -> dict[str, Any]:
-    limit = int_param(request, "limit", lo=1, hi=1000, default=100)
-    offset = int_param(request, "offset", lo=0, default=0)
-    assert limit is not None and offset is not None
+    limit, offset = paging(request)
     return {"total": len(items), "limit": limit, "offset": offset, "items": items[offset:offset + limit]}
 
 
 @routes.get("/api/v1/database/list")
+@documented(Operation("The databases the caller may read", "databases", {200: DatabasePage}, query=PAGING,
+                      errors=READ_ERRORS))
 async def list_databases(request: web.Request) -> web.Response:
     dbs = [d for d in await services(request).docs.databases() if await role_of(request, d["name"])]
     return web.json_response({**page_of(request, dbs), "databases": [d["name"] for d in dbs]})
 
 
 @routes.get("/api/v1/database/{db_name}")
+@documented(Operation("A database", "databases", {200: Document}, errors=READ_ERRORS))
 async def get_database(request: web.Request) -> web.Response:
     name = await require_readable_db(request)
     return web.json_response(await services(request).docs.database(name))
 
 
 @routes.get("/api/v1/database/{db_name}/grants")
+@documented(Operation("A database's grants", "databases", {200: Page}, query=PAGING, errors=READ_ERRORS))
 async def list_grants(request: web.Request) -> web.Response:
     name = await require_readable_db(request)
     return web.json_response(page_of(request, await services(request).docs.grants(name)))
 
 
 @routes.get("/api/v1/ontology/{db_name}/classes")
+@documented(Operation("A database's classes", "ontology", {200: Page}, query=PAGING, errors=READ_ERRORS))
 async def list_classes(request: web.Request) -> web.Response:
     name = await require_readable_db(request)
     return web.json_response(page_of(request, await services(request).docs.classes(name)))
@@ -77,6 +82,8 @@ def as_of_param(request: web.Request) -> datetime | None:
 
 
 @routes.get("/api/v1/ontology/{db_name}/classes/{class_id}")
+@documented(Operation("A class, now or at a version or time", "ontology", {200: Document}, query=POINT_IN_TIME,
+                      errors=READ_ERRORS))
 async def get_class(request: web.Request) -> web.Response:
     name, cid = await require_readable_db(request), class_id(request)
     svc = services(request)
@@ -110,6 +117,7 @@ def state_then(history: list[Event], version: int | None, as_of: datetime | None
 
 
 @routes.get("/api/v1/ontology/{db_name}/classes/{class_id}/history")
+@documented(Operation("A class's events, oldest first", "ontology", {200: Page}, query=PAGING, errors=READ_ERRORS))
 async def class_history(request: web.Request) -> web.Response:
     name, cid = await require_readable_db(request), class_id(request)
     history = await services(request).events.history(name, AggregateType.ONTOLOGY_CLASS, cid)

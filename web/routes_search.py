@@ -9,6 +9,8 @@ from elasticsearch import ApiError, TransportError
 from shared.adapters.search.query import BadQuery, parse_instance_query, parse_paging, search_classes, search_instances
 from shared.application.submit import SubmitError
 from web.context import services
+from web.openapi import READ_ERRORS, SEARCH, Operation, documented
+from web.responses import SearchHits
 from web.routes_reads import require_readable_db
 
 routes = web.RouteTableDef()
@@ -35,6 +37,8 @@ async def _answer(request: web.Request, call: Any) -> web.Response:
 
 
 @routes.get("/api/v1/search/{db_name}")
+@documented(Operation("Search instances (full text, property=value filters, ranges, sort)", "search", {200: SearchHits},
+                      query=SEARCH, errors=READ_ERRORS))
 async def search(request: web.Request) -> web.Response:
     name = await require_readable_db(request)
     svc = services(request)
@@ -47,6 +51,7 @@ async def search(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/search/{db_name}/classes")
+@documented(Operation("Search classes", "search", {200: SearchHits}, query=SEARCH[:1] + SEARCH[3:], errors=READ_ERRORS))
 async def search_class(request: web.Request) -> web.Response:
     name = await require_readable_db(request)
     try:

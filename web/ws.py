@@ -22,6 +22,8 @@ from aiohttp import WSMsgType, web
 from shared.channels import user_channel
 from shared.domain.commands import iso, utcnow
 from web.context import SERVICES, actor, services
+from web.openapi import Operation, documented
+from web.responses import Document
 from web.status import lookup
 
 log = logging.getLogger(__name__)
@@ -230,18 +232,25 @@ async def _handle(request: web.Request, client: Client, text: str) -> None:
         client.offer({"type": "error", "message": f"unknown message type {kind!r}"})
 
 
+@documented(Operation("WebSocket: one command's updates (token may be a query parameter)", "live", {101: None},
+                      errors=(401,), content="text/plain"))
 async def ws_command(request: web.Request) -> web.WebSocketResponse:
     return await _serve(request, request.match_info["command_id"])
 
 
+@documented(Operation("WebSocket: updates of all the caller's commands", "live", {101: None}, errors=(401,),
+                      content="text/plain"))
 async def ws_commands(request: web.Request) -> web.WebSocketResponse:
     return await _serve(request, None)
 
 
+@documented(Operation("Connection counts", "live", {200: Document}, errors=(401,)))
 async def ws_stats(request: web.Request) -> web.Response:
     return web.json_response(request.app[HUB].stats())
 
 
+@documented(Operation("A page that shows the caller's live updates", "live", {200: None}, errors=(401,),
+                      content="text/html"))
 async def ws_test_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(PAGE)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
 DATABASE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -57,13 +57,22 @@ def check_database_name(value: str) -> str:
     return value
 
 
+_TYPE_NAMES: list[JsonValue] = list(sorted(SCALAR_TYPES | {"link"}))
+_CARDINALITY_NAMES: list[JsonValue] = list(sorted(CARDINALITIES))
+
+
+def _identifier() -> Any:
+    """For the JSON schema only (OpenAPI): the validators below check the same, with clearer messages."""
+    return Field(json_schema_extra={"pattern": IDENTIFIER.pattern})
+
+
 class Property(BaseModel):
     """One property of a class; `type` is a scalar type or `link` (with `target`) to another class."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
-    type: str
+    name: str = _identifier()
+    type: str = Field(json_schema_extra={"examples": _TYPE_NAMES})
     label: CheckedLabel = None
     description: str | None = None
     required: bool = False
@@ -100,10 +109,10 @@ class Relationship(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    predicate: str
-    target: str
+    predicate: str = _identifier()
+    target: str = _identifier()
     label: CheckedLabel = None
-    cardinality: str = "n:1"
+    cardinality: str = Field("n:1", json_schema_extra={"enum": _CARDINALITY_NAMES})
     description: str | None = None
 
     @field_validator("predicate")
@@ -129,10 +138,10 @@ class OntologyClass(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str
+    id: str = _identifier()
     label: CheckedLabel = None
     description: str | None = None
-    parent_class: str | None = None
+    parent_class: str | None = Field(None, json_schema_extra={"pattern": IDENTIFIER.pattern})
     abstract: bool = False
     properties: list[Property] = Field(default_factory=list)
     relationships: list[Relationship] = Field(default_factory=list)
@@ -172,7 +181,7 @@ class DatabaseSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: str = Field(json_schema_extra={"pattern": DATABASE_NAME.pattern})
     description: str | None = None
 
     @field_validator("name")
