@@ -148,6 +148,12 @@ def load() -> Settings:
     return Settings()
 
 
+# What one Kafka message of the project may carry: a command as large as the HTTP body limit (a bulk of
+# 10,000 instances of ~1.6 kB each). The broker and every topic are configured for it, with room for
+# the record batch's own overhead; the view refuses a larger command (413) and the relay never sends one.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+BROKER_MESSAGE_BYTES = MAX_MESSAGE_BYTES + 1024 * 1024
+
 # Every topic the relay writes or the agents read, without the namespace prefix.
 TOPICS = ("database-commands", "ontology-commands", "instance-commands", "database-events",
           "ontology-events", "instance-events", "command-status", "dead-letters",

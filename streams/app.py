@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import faust
 
-from shared.config import load
+from shared.config import BROKER_MESSAGE_BYTES, load
 
 settings = load()
 
@@ -26,7 +26,10 @@ app = faust.App(
     consumer_auto_offset_reset="earliest",
     # Offsets commit this often: the window a crashed worker reprocesses (harmless, see above).
     broker_commit_interval=1.0,
-    consumer_max_fetch_size=1024 * 1024,
+    # A command may be as large as the HTTP body limit (a bulk create), and the dead-letter topic
+    # carries a refused command whole: fetch and produce messages up to what the broker is sized for.
+    consumer_max_fetch_size=BROKER_MESSAGE_BYTES,
+    producer_max_request_size=BROKER_MESSAGE_BYTES,
     # A killed worker's partitions move to the survivors after this long without heartbeats.
     broker_session_timeout=10.0,
     broker_heartbeat_interval=1.0,

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.adapters.outbox_relay import OutboxRelay
 from shared.adapters.postgres.pool import migrate
-from shared.config import Settings
+from shared.config import MAX_MESSAGE_BYTES, Settings
 from shared.stack import kafka, postgres
 
 
@@ -155,7 +155,7 @@ async def test_a_row_too_large_for_the_broker_is_refused_and_the_rows_after_it_g
     try:
         await insert(conn, topic, "k", 1)
         big = await conn.fetchval("INSERT INTO outbox (topic, key, value) VALUES ($1, 'k', $2) RETURNING id",
-                                  topic, json.dumps({"key": "k", "seq": 2, "pad": "x" * 1_200_000}))
+                                  topic, json.dumps({"key": "k", "seq": 2, "pad": "x" * (MAX_MESSAGE_BYTES + 1)}))
         await insert(conn, topic, "k", 3)
         got = await consume(settings, topic, 2)
         assert [m["seq"] for m in got] == [1, 3]

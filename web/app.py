@@ -15,7 +15,7 @@ from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.adapters.postgres.pool import create_pool
 from shared.adapters.search import indices as search_indices
 from shared.application.submit import Submitter
-from shared.config import Settings
+from shared.config import MAX_MESSAGE_BYTES, Settings
 from shared.domain.commands import Command
 from web import openapi, page, routes_commands, routes_instances, routes_reads, routes_search, ws
 from web.auth import auth_middleware
@@ -55,7 +55,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=16 * 1024 * 1024)
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_MESSAGE_BYTES)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(settings.pg_dsn, min_size=2, max_size=20, command_timeout=10)

@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from shared import dead_letters
+from shared.config import BROKER_MESSAGE_BYTES, MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,6 @@ LIMIT $1
 
 MARK = "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[])"
 REFUSE = "UPDATE outbox SET published_at = clock_timestamp(), refused = $2 WHERE id = $1"
-# What one Kafka message may carry: the broker's default message.max.bytes (1 MiB) less the record
-# batch's own overhead. The view refuses larger commands (413); a larger row here is given up, not retried.
-MAX_MESSAGE_BYTES = 1_000_000
 
 
 @dataclass
@@ -100,7 +98,7 @@ class OutboxRelay:
         # batch can then only repeat rows (at-least-once), never reorder or drop them.
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=False, linger_ms=2,
-            max_batch_size=256 * 1024, max_request_size=8 * 1024 * 1024,
+            max_batch_size=256 * 1024, max_request_size=BROKER_MESSAGE_BYTES,
         )
         await producer.start()
         try:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from shared.config import Settings
+from shared.config import BROKER_MESSAGE_BYTES, Settings
 from shared.stack.process import (
     StackError,
     alocked,
@@ -158,6 +158,7 @@ def _write_config(settings: Settings) -> None:
         "min.insync.replicas": "1",
         "default.replication.factor": "1",
         "group.initial.rebalance.delay.ms": "0",
+        "message.max.bytes": str(BROKER_MESSAGE_BYTES),
         # After a crash the old registration must expire before the broker can re-register (default 9 s).
         "broker.heartbeat.interval.ms": "1000",
         "broker.session.timeout.ms": "6000",
@@ -262,7 +263,9 @@ async def ensure_topics(settings: Settings, names: list[str], partitions: int) -
         if not missing:
             return
         resp = await admin.create_topics(
-            [NewTopic(name=n, num_partitions=partitions, replication_factor=1) for n in missing]
+            # Sized per topic too, so a broker with the default 1 MiB (compose/) carries the same commands.
+            [NewTopic(name=n, num_partitions=partitions, replication_factor=1,
+                      topic_configs={"max.message.bytes": str(BROKER_MESSAGE_BYTES)}) for n in missing]
         )
         errors = [
             (t[0], t[1], t[2] if len(t) > 2 else "")

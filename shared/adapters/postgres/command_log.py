@@ -7,9 +7,9 @@ from typing import Any
 
 import asyncpg
 
-from shared.adapters.outbox_relay import MAX_MESSAGE_BYTES
 from shared.adapters.postgres.group_commit import GroupCommit
 from shared.adapters.postgres.pool import Pool, statement_error
+from shared.config import MAX_MESSAGE_BYTES
 from shared.domain.commands import Command
 from shared.ports import CommandLog, CommandTooLarge
 
