@@ -14,7 +14,7 @@ from agents.failures import execute_with_retry, patiently, send_dead_letter
 from agents.runtime import open_runtime
 from shared import dead_letters as dead_letter_format
 from shared.application.access import REQUIRED, role_of
-from shared.application.execute import Report
+from shared.application.archiving import Report
 from shared.dead_letters import Origin
 from shared.domain.access import allows
 from shared.domain.commands import Command
@@ -55,7 +55,7 @@ async def handle(raw: bytes, key: Any, headers: dict[str, bytes], report: Report
         return
     command_id = str(command.command_id)
     runtime = await open_runtime(settings)
-    if await patiently(lambda: runtime.executor.commands.get(command.command_id), command_id) is None:
+    if await patiently(lambda: runtime.pipeline.commands.get(command.command_id), command_id) is None:
         admitted = await patiently(lambda: admit(command, headers), command_id)
         if admitted is None:
             await dead_letter(raw, key, f"unauthorised command {command_id}: a valid bearer token with the "
@@ -85,11 +85,11 @@ async def admit(command: Command, headers: dict[str, bytes]) -> Command | None:
     command = command.model_copy(update={"actor": user})
     needed = REQUIRED[command.command_type]
     if needed is not None:
-        role = await role_of(runtime.executor.docs, runtime.executor.commands, settings.admin_user,
+        role = await role_of(runtime.pipeline.docs, runtime.pipeline.commands, settings.admin_user,
                              command.db_name, user)
         if not allows(role, needed):
             return None
-    await runtime.executor.commands.record_received(command)
+    await runtime.pipeline.commands.record_received(command)
     return command
 
 
@@ -98,7 +98,7 @@ async def has_stored_event(raw: bytes) -> bool:
     try:
         command_id = decode(Command, raw).command_id
         runtime = await open_runtime(settings)
-        return bool(await patiently(lambda: runtime.executor.events.for_command(command_id), str(command_id)))
+        return bool(await patiently(lambda: runtime.pipeline.events.for_command(command_id), str(command_id)))
     except Exception:  # noqa: BLE001 — undecodable, or the store fails for good: dead-letter as before
         log.exception("could not tell whether the crashed command's event is stored")
         return False

@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 from agents.runtime import open_runtime
 from shared import dead_letters
 from shared.adapters.transient import is_transient
-from shared.application.execute import Report, final_status, status_update
+from shared.application.archiving import Report
+from shared.application.outcome import final_status, status_update
 from shared.application.retry import GaveUp, RetryPolicy, retry
 from shared.dead_letters import Origin
 from shared.domain.commands import Command
@@ -81,13 +82,13 @@ async def give_up(command: Command, gave_up: GaveUp, report: Report, raw: Any, k
 
     async def record() -> Event:
         try:
-            stored = await runtime.executor.events.append(event, runtime.executor.event_topic(command))
+            stored = await runtime.pipeline.events.append(event, runtime.pipeline.event_topic(command))
         except DuplicateEvent:
             # An event of this command is already stored (the failure came after the append, e.g.
             # while applying it): it stays the command's one event, and the status says what failed.
-            stored = (await runtime.executor.events.for_command(command.command_id))[0]
+            stored = (await runtime.pipeline.events.for_command(command.command_id))[0]
         if stored.failed:
-            await report(final_status(command, stored))
+            await report(final_status(command, [stored]))
         else:
             await report(status_update(command, CommandStatus.FAILED, event.data["error"]["message"],
                                        error={**event.data["error"], "event_id": str(stored.event_id)}))

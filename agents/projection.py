@@ -41,7 +41,7 @@ async def projector() -> Projector:
     global _projector
     if _projector is None:
         runtime = await open_runtime(settings)
-        _projector = Projector(indices.client(settings), settings.namespace, events=runtime.executor.events)
+        _projector = Projector(indices.client(settings), settings.namespace, events=runtime.pipeline.events)
     return _projector
 
 

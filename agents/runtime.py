@@ -14,10 +14,10 @@ from shared.adapters.postgres.command_log import PostgresCommandLog
 from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.adapters.postgres.pool import Pool, create_pool
 from shared.adapters.transient import is_transient
-from shared.application.execute import Executor, Report
-from shared.application.instances import InstanceExecutor
-from shared.config import Settings
-from shared.domain.commands import AggregateType, Command
+from shared.application.archiving import Report
+from shared.application.pipeline import Pipeline
+from shared.config import BROKER_MESSAGE_BYTES, Settings
+from shared.domain.commands import Command
 from shared.domain.events import Event
 
 log = logging.getLogger(__name__)
@@ -27,16 +27,13 @@ log = logging.getLogger(__name__)
 class Runtime:
     pool: Pool
     redis: aioredis.Redis
-    executor: Executor
-    instances: InstanceExecutor
+    pipeline: Pipeline
     # Status and dead-letter messages go out on this idempotent producer, each send awaited, so one
     # command's transitions reach the status topic in order (PROCESSING before COMPLETED).
     producer: AIOKafkaProducer
 
     async def execute(self, command: Command, report: Report) -> Event:
-        if command.aggregate_type is AggregateType.INSTANCE:
-            return await self.instances.execute(command, report)
-        return await self.executor.execute(command, report)
+        return await self.pipeline.execute(command, report)
 
 
 _runtime: Runtime | None = None
@@ -85,12 +82,12 @@ async def _open_with(settings: Settings, pool: Pool) -> Runtime:
     events, docs = PostgresEventStore(pool), open_document_store(settings, pool)
     # Users' status histories do not name the worker (its host and pid are the operator's business);
     # the worker's own log does, on every line.
-    executor = Executor(commands, events, docs, event_topic, dependency_wait=settings.dependency_wait_seconds)
-    instances = InstanceExecutor(commands, events, docs, await open_archive(settings), event_topic,
-                                 dependency_wait=settings.dependency_wait_seconds)
+    pipeline = Pipeline(commands, events, docs, await open_archive(settings), event_topic,
+                        dependency_wait=settings.dependency_wait_seconds)
     client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
+    # A dead letter carries its command whole: as large as a command may be.
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                                enable_idempotence=True, linger_ms=0)
+                                enable_idempotence=True, linger_ms=0, max_request_size=BROKER_MESSAGE_BYTES)
     await producer.start()
     log.info("worker runtime open")
-    return Runtime(pool=pool, redis=client, executor=executor, instances=instances, producer=producer)
+    return Runtime(pool=pool, redis=client, pipeline=pipeline, producer=producer)

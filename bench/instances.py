@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from rich.progress import Progress
 
 from shared.adapters.archive import open_archive
-from shared.application.instances import ARCHIVE_CONCURRENCY
+from shared.application.archiving import ARCHIVE_CONCURRENCY
 from shared.channels import user_channel
 from shared.config import load
 

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from shared.adapters.archive.local_dir import LocalDirEventArchive
 from shared.adapters.postgres.command_log import PostgresCommandLog
 from shared.adapters.postgres.document_store import PostgresDocumentStore
 from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.adapters.postgres.pool import Pool
-from shared.application.execute import Executor
+from shared.application.pipeline import Pipeline
 from shared.config import Settings
 from shared.domain.commands import Command, CommandType
 from shared.domain.decide import Context, decide
@@ -44,10 +46,10 @@ async def test_same_command_published_twice_has_one_effect(stack: Stack, pool: P
     assert [h["status"] for h in status["result"]["history"]].count("COMPLETED") == 1
 
 
-async def test_executor_run_twice_relies_on_the_event_store(pool: Pool) -> None:
+async def test_the_pipeline_run_twice_relies_on_the_event_store(pool: Pool, tmp_path: Path) -> None:
     """Without the Faust table's fast path: the unique constraints alone make the second run a no-op."""
     events, docs = PostgresEventStore(pool), PostgresDocumentStore(pool)
-    executor = Executor(PostgresCommandLog(pool), events, docs, lambda c: "unused-topic")
+    pipeline = Pipeline(PostgresCommandLog(pool), events, docs, LocalDirEventArchive(tmp_path), lambda c: "unused")
     reports: list[StatusUpdate] = []
 
     async def report(update: StatusUpdate) -> None:
@@ -56,11 +58,11 @@ async def test_executor_run_twice_relies_on_the_event_store(pool: Pool) -> None:
     name = f"db-{uuid.uuid4().hex[:8]}"
     create_db = Command(command_type=CommandType.CREATE_DATABASE, aggregate_id=name, db_name=name,
                         actor="tester", payload={"name": name})
-    await executor.execute(create_db, report)
+    await pipeline.execute(create_db, report)
     create = Command(command_type=CommandType.CREATE_ONTOLOGY_CLASS, aggregate_id="Person", db_name=name,
                      actor="tester", payload=PERSON)
-    first = await executor.execute(create, report)
-    second = await executor.execute(create, report)
+    first = await pipeline.execute(create, report)
+    second = await pipeline.execute(create, report)
     assert first.event_id == second.event_id
     assert len(await events.for_command(create.command_id)) == 1
     assert (await docs.get_class(name, "Person"))["version"] == 1  # type: ignore[index]

@@ -14,11 +14,11 @@ from shared.adapters.postgres.document_store import PostgresDocumentStore
 from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.adapters.postgres.pool import Pool
 from shared.adapters.terminusdb import TerminusDocumentStore
-from shared.application.instances import InstanceExecutor
+from shared.application.contexts import ContextReader
 from shared.domain.commands import Command, CommandType
 from shared.domain.decide_instances import decide_instances
 from shared.domain.events import EventType
-from shared.ports import DocumentStore, EventArchive
+from shared.ports import DocumentStore
 from tests.contracts.document_store import class_doc, db_doc, instance_doc
 from tests.fake_terminusdb import FakeTerminusDB
 from tests.stack import Stack
@@ -60,22 +60,6 @@ async def test_a_partial_update_keeps_the_links_and_required_properties_it_leave
     assert cleared["status"] == "FAILED" and "'name' is required" in cleared["result"]["error"]["message"]
 
 
-class NoArchive(EventArchive):
-    """Deciding needs no archive; any use of it is a test failure."""
-
-    async def put_once(self, key: str, body: bytes) -> bool:
-        raise AssertionError("the archive is not used to decide")
-
-    async def get(self, key: str) -> bytes | None:
-        raise AssertionError("the archive is not used to decide")
-
-    async def keys(self, prefix: str) -> list[str]:
-        raise AssertionError("the archive is not used to decide")
-
-    def uri(self, key: str) -> str:
-        return key
-
-
 @pytest.fixture(params=["postgres", "terminusdb-fake"])
 async def docs(request: pytest.FixtureRequest, pool: Pool) -> AsyncIterator[DocumentStore]:
     if request.param == "postgres":
@@ -106,8 +90,7 @@ async def test_an_update_is_decided_on_its_merged_state_on_both_document_stores(
         await docs.put_class(db, _class(spec))
     await docs.put_instances(db, [instance_doc("m1", "Maker", 1, title="M")])
     await docs.put_instances(db, [instance_doc("g1", "Gadget", 1, name="Widget", maker="m1", parts=["m1"])])
-    executor = InstanceExecutor(PostgresCommandLog(pool), PostgresEventStore(pool), docs, NoArchive(),
-                                lambda _: "unused", dependency_wait=0.5)
+    contexts = ContextReader(PostgresCommandLog(pool), PostgresEventStore(pool), docs)
 
     def update(data: dict[str, Any]) -> Command:
         return Command(command_type=CommandType.UPDATE_INSTANCE,
@@ -115,12 +98,12 @@ async def test_an_update_is_decided_on_its_merged_state_on_both_document_stores(
                        payload={"class_id": "Gadget", "data": data})
 
     partial = update({"stock": 4})
-    context = await executor.context(partial)
+    context = await contexts.for_instances(partial)
     assert context.linked == {"m1": "Maker"}
     [event] = decide_instances(partial, context)
     assert event.event_type is EventType.INSTANCE_UPDATED, event.data
     assert event.data["data"] == {"name": "Widget", "stock": 4, "maker": "m1", "parts": ["m1"]}
 
     dangling = update({"parts": ["m1", "nope"]})
-    [failed] = decide_instances(dangling, await executor.context(dangling))
+    [failed] = decide_instances(dangling, await contexts.for_instances(dangling))
     assert failed.failed and "nope" in failed.data["error"]["message"]

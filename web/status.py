@@ -9,10 +9,9 @@ from typing import Any
 import aiohttp
 
 from shared.application.apply import is_applied
-from shared.application.execute import final_status
-from shared.application.instances import instance_final_status
+from shared.application.outcome import final_status
 from shared.channels import command_channel
-from shared.domain.commands import AggregateType, Command, iso, utcnow
+from shared.domain.commands import Command, iso, utcnow
 from shared.domain.events import Event
 from shared.domain.status import FINAL, CommandStatus, StatusRecord, StatusUpdate, apply_update
 from shared.tokens import INTERNAL_HEADER, internal_token
@@ -41,13 +40,6 @@ async def from_table(svc: Services, command_id: str) -> StatusRecord | None:
     return None
 
 
-def completion(command: Command, events: list[Event]) -> StatusUpdate:
-    """The final status a command's stored events stand for."""
-    if command.aggregate_type is AggregateType.INSTANCE:
-        return instance_final_status(command, events)
-    return final_status(command, events[0])
-
-
 def from_log(command: Command, events: list[Event] | None, table: StatusRecord | None) -> StatusRecord:
     # `events` are passed only once their effect is visible in the document store (see lookup).
     """The table's record, completed from the event store when the table lags behind it (the table
@@ -61,7 +53,7 @@ def from_log(command: Command, events: list[Event] | None, table: StatusRecord |
         record = apply_update(None, seed)
         assert record is not None
     if events and record.status not in FINAL:
-        done = completion(command, events).model_copy(update={"timestamp": events[0].occurred_at})
+        done = final_status(command, events).model_copy(update={"timestamp": events[0].occurred_at})
         record = apply_update(record, done) or record
     return record
 

@@ -34,6 +34,16 @@ async def apply_event(docs: DocumentStore, event: Event) -> None:
             await docs.delete_instance(event.db_name, event.aggregate_id, event.version)
 
 
+async def apply_events(docs: DocumentStore, events: list[Event]) -> None:
+    """Apply a command's events: instance documents in batches of 1,000 (a bulk), the rest one by one."""
+    puts = [e.data for e in events if e.event_type in (EventType.INSTANCE_CREATED, EventType.INSTANCE_UPDATED)]
+    for start in range(0, len(puts), 1000):
+        await docs.put_instances(events[0].db_name, puts[start:start + 1000])
+    for event in events:
+        if event.event_type not in (EventType.INSTANCE_CREATED, EventType.INSTANCE_UPDATED):
+            await apply_event(docs, event)
+
+
 async def is_applied(docs: DocumentStore, event: Event) -> bool:
     """Whether the document store already shows the event's effect (a COMMAND_FAILED has none)."""
     if event.version is None:

@@ -1,0 +1,109 @@
+"""The one pipeline every command runs through: decide → archive (instance events) → append → apply → status."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from shared.application.apply import apply_events
+from shared.application.archiving import Report, archive_events, needs_archive
+from shared.application.contexts import ContextReader
+from shared.application.outcome import final_status, status_update
+from shared.domain.commands import AggregateType, Command
+from shared.domain.decide import DependencyPending, decide, failure
+from shared.domain.decide_instances import decide_instances
+from shared.domain.events import Event
+from shared.domain.status import CommandStatus
+from shared.ports import CommandLog, DocumentStore, DuplicateEvent, EventArchive, EventStore, VersionTaken
+
+log = logging.getLogger(__name__)
+
+C = TypeVar("C")
+DECIDE_ATTEMPTS = 5  # decisions on fresh state after another writer took the version first
+
+
+async def waiting_for_dependencies(command: Command, read: Callable[[], Awaitable[C]],
+                                   decide_on: Callable[[C], list[Event]], report: Report, wait: float
+                                   ) -> list[Event]:
+    """Decide on freshly read state; while a dependency is still on its way (DependencyPending) read
+    again with backoff, shown as RETRYING once it is more than a blip, for at most `wait` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    delay = 0.01
+    while True:
+        try:
+            return decide_on(await read())
+        except DependencyPending as waiting:
+            if loop.time() > deadline:
+                return [failure(command, "dependency_timeout", f"gave up {waiting}")]
+            if delay >= 0.16:
+                await report(status_update(command, CommandStatus.RETRYING, str(waiting)))
+            # Ordering across aggregates is not guaranteed by Kafka (different keys, different
+            # partitions): a class whose parent's create is still queued waits for it here.
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+class Pipeline:
+    """Runs any command against the ports. Safe to run twice for one command: archive keys are written
+    once, the event store's unique constraints decide, and document writes are version-conditional."""
+
+    def __init__(self, commands: CommandLog, events: EventStore, docs: DocumentStore, archive: EventArchive,
+                 event_topic: Callable[[Command], str], dependency_wait: float = 30.0) -> None:
+        self.commands, self.events, self.docs, self.archive = commands, events, docs, archive
+        self.event_topic = event_topic
+        self.dependency_wait = dependency_wait
+        self.contexts = ContextReader(commands, events, docs)
+
+    async def execute(self, command: Command, report: Report) -> Event:
+        done = await self.events.for_command(command.command_id)
+        if done:
+            return await self._finish(command, done, report, redelivered=True)
+        await report(status_update(command, CommandStatus.PROCESSING, "Processing started"))
+        for _ in range(DECIDE_ATTEMPTS):
+            events = await self._decide(command, report)
+            if needs_archive(events):
+                events = await archive_events(self.archive, command, events, report)
+            try:
+                # Shielded: a worker told to stop mid-command finishes the append and the document
+                # writes together instead of leaving an event whose document was never written.
+                return await asyncio.shield(self._append_and_finish(command, events, report))
+            except VersionTaken:
+                continue  # state moved between read and append: decide again on fresh state
+        raise RuntimeError(f"command {command.command_id}: aggregate version kept moving")
+
+    async def _decide(self, command: Command, report: Report) -> list[Event]:
+        if command.aggregate_type is AggregateType.INSTANCE:
+            return await waiting_for_dependencies(
+                command, lambda: self.contexts.for_instances(command),
+                lambda ctx: decide_instances(command, ctx), report, self.dependency_wait)
+        return await waiting_for_dependencies(
+            command, lambda: self.contexts.for_schema(command), lambda ctx: [decide(command, ctx)], report,
+            self.dependency_wait)
+
+    async def _append_and_finish(self, command: Command, events: list[Event], report: Report) -> Event:
+        try:
+            if len(events) == 1:
+                await self.events.append(events[0], self.event_topic(command))
+            else:
+                await self.events.append_many(events, self.event_topic(command))
+        except DuplicateEvent:
+            # Another delivery of this command got there first: its events are the answer.
+            return await self._finish(command, await self.events.for_command(command.command_id), report,
+                                      redelivered=True)
+        return await self._finish(command, events, report, redelivered=False)
+
+    async def _finish(self, command: Command, events: list[Event], report: Report, redelivered: bool) -> Event:
+        if redelivered:
+            # Re-apply only what is still each aggregate's newest event: an older one must never
+            # overwrite what later commands wrote.
+            first = events[0]
+            last = await self.events.last_versions(first.db_name, first.aggregate_type,
+                                                   [e.aggregate_id for e in events])
+            events_to_apply = [e for e in events if e.version is not None and e.version == last.get(e.aggregate_id)]
+        else:
+            events_to_apply = events
+        await apply_events(self.docs, events_to_apply)
+        await report(final_status(command, events))
+        return events[0]
