@@ -289,21 +289,14 @@ async def resubmit(settings: Settings, letters: list[DeadLetter], as_user: str |
     from pydantic import ValidationError
     from rich.progress import Progress
 
-    from shared.adapters.postgres.command_log import PostgresCommandLog
-    from shared.adapters.postgres.document_store import PostgresDocumentStore
-    from shared.adapters.postgres.pool import create_pool
-    from shared.application.submit import Submitter
+    from shared.bootstrap import Needs, open_stores
     from shared.domain.commands import Command, utcnow
 
-    def topic_for(command: Command) -> str:
-        return settings.topic(f"{command.channel}-commands")
-
-    pool = await create_pool(settings.pg_dsn, min_size=1, max_size=2)
+    stores = await open_stores(settings, Needs(pool=(1, 2)))
     failed = 0
     try:
-        commands = PostgresCommandLog(pool)
-        submitter = Submitter(commands, PostgresDocumentStore(pool), topic_for)
-        done = {r["old"] for r in await pool.fetch(
+        commands, submitter = stores.commands, stores.submitter()
+        done = {r["old"] for r in await stores.pool.fetch(
             "SELECT metadata->>'resubmitted_from' AS old FROM commands WHERE metadata ? 'resubmitted_from'")}
         with Progress(disable=not bulk) as progress:
             task = progress.add_task("re-submitting", total=len(letters))
@@ -336,7 +329,7 @@ async def resubmit(settings: Settings, letters: list[DeadLetter], as_user: str |
                 done.add(str(base.command_id))
                 progress.console.print(f"{letter.ref}: re-submitted {base.command_id} as {new.command_id}")
     finally:
-        await pool.close()
+        await stores.close()
     return 1 if failed and not bulk else 0
 
 

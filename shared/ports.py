@@ -164,6 +164,10 @@ class DocumentStore(ABC):
     async def count_instances(self, db_name: str, class_id: str) -> int:
         """How many live instances the class has."""
 
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections (the PostgreSQL store shares the process's pool and has none of its own)."""
+
+
 
 class EventArchive(ABC):
     """The immutable event archive (S3): an object, once written under a key, never changes."""

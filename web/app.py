@@ -6,17 +6,10 @@ import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
-import redis.asyncio as aioredis
 from aiohttp import web
 
-from shared.adapters.document_stores import open_document_store
-from shared.adapters.postgres.command_log import PostgresCommandLog
-from shared.adapters.postgres.event_store import PostgresEventStore
-from shared.adapters.postgres.pool import create_pool
-from shared.adapters.search import indices as search_indices
-from shared.application.submit import Submitter
+from shared.bootstrap import Needs, open_stores
 from shared.config import MAX_MESSAGE_BYTES, Settings
-from shared.domain.commands import Command
 from web import openapi, page, routes_commands, routes_instances, routes_reads, routes_search, ws
 from web.auth import auth_middleware
 from web.context import SERVICES, Services
@@ -58,25 +51,16 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_MESSAGE_BYTES)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        pool = await create_pool(settings.pg_dsn, min_size=2, max_size=20, command_timeout=10)
-        commands = PostgresCommandLog(pool)
-        docs = open_document_store(settings, pool)
-
-        def topic_for(command: Command) -> str:
-            return settings.topic(f"{command.channel}-commands")
-
+        stores = await open_stores(settings, Needs(pool=(2, 20), command_timeout=10, redis_timeout=2,
+                                                   search_timeout=10))
+        assert stores.redis is not None
         http = aiohttp.ClientSession()
-        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=1)
-        search = search_indices.client(settings, timeout=10)
-        app[SERVICES] = Services(settings=settings, pool=pool, commands=commands,
-                                 events=PostgresEventStore(pool), docs=docs,
-                                 submitter=Submitter(commands, docs, topic_for), http=http, redis=client,
-                                 search=search)
+        app[SERVICES] = Services(settings=settings, pool=stores.pool, commands=stores.commands,
+                                 events=stores.events, docs=stores.docs, submitter=stores.submitter(), http=http,
+                                 redis=stores.redis, search=stores.search)
         yield
-        await search.close()
-        await client.aclose()
         await http.close()
-        await pool.close()
+        await stores.close()
 
     app.cleanup_ctx.append(lifecycle)
     app.router.add_get("/health", health)

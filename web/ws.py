@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 from aiohttp import WSMsgType, web
 
+from shared.bootstrap import status_subscriber
 from shared.channels import user_channel
 from shared.domain.commands import iso, utcnow
 from web.context import SERVICES, actor, services
@@ -110,9 +110,7 @@ async def listen(app: web.Application) -> None:
     prefix = user_channel(settings, "")
     delay = 0.1
     while True:
-        # A connection of its own with no read timeout: a subscriber is idle most of the time, and
-        # a timeout would drop and re-subscribe it, losing what is published in between.
-        client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, health_check_interval=15)
+        client = status_subscriber(settings)
         pubsub = client.pubsub()
         try:
             await pubsub.psubscribe(prefix + "*")

@@ -17,13 +17,11 @@ async def run_rebuild(settings: Settings, db: str, show_progress: bool = True) -
     """Rebuild with a rich progress bar (imports here: the `spice` command line starts without them)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from shared.adapters.postgres.event_store import PostgresEventStore
-    from shared.adapters.postgres.pool import create_pool
-    from shared.adapters.search import indices
     from shared.adapters.search.rebuild import rebuild
+    from shared.bootstrap import Needs, open_stores
 
-    pool = await create_pool(settings.pg_dsn, min_size=1, max_size=2)
-    es = indices.client(settings, timeout=60)
+    stores = await open_stores(settings, Needs(pool=(1, 2), search_timeout=60))
+    assert stores.search is not None
     try:
         columns = (TextColumn(f"rebuild {db}"), BarColumn(), MofNCompleteColumn(), TextColumn("positions"),
                    TimeElapsedColumn())
@@ -33,10 +31,9 @@ async def run_rebuild(settings: Settings, db: str, show_progress: bool = True) -
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            return await rebuild(es, PostgresEventStore(pool), settings.namespace, db, progress=progress)
+            return await rebuild(stores.search, stores.events, settings.namespace, db, progress=progress)
     finally:
-        await es.close()
-        await pool.close()
+        await stores.close()
 
 
 def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
