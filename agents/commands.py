@@ -12,13 +12,13 @@ from agents.batch_status import BatchStatus
 from agents.batches import fill
 from agents.failures import execute_with_retry, patiently, send_dead_letter
 from agents.runtime import open_runtime
-from shared import dead_letters as dead_letter_format
+from shared import metrics
 from shared.application.access import REQUIRED, role_of
 from shared.application.archiving import Report
 from shared.dead_letters import Origin
 from shared.domain.access import allows
-from shared.domain.commands import Command
-from shared.domain.status import StatusUpdate
+from shared.domain.commands import Command, utcnow
+from shared.domain.status import FINAL, CommandStatus, StatusUpdate
 from shared.tokens import InvalidToken, verify
 from streams.app import app, settings
 from streams.records import decode, encode_updates
@@ -39,10 +39,6 @@ async def send_status(updates: list[StatusUpdate]) -> asyncio.Future[Any]:
 async def dead_letter(raw: Any, key: Any, error: str, reason: str = "rejected", origin: Origin | None = None,
                       command_id: str | None = None) -> None:
     await send_dead_letter(raw, key, error, reason=reason, origin=origin, command_id=command_id)
-
-
-def encode_dead_letter(raw: Any, error: str, reason: str = "rejected", **where: Any) -> bytes:
-    return dead_letter_format.encode(raw, error, reason=reason, **where)
 
 
 async def handle(raw: bytes, key: Any, headers: dict[str, bytes], report: Report,
@@ -157,11 +153,26 @@ async def handle_batch(batch: list[Any]) -> None:
     aggregates side by side: their appends share transactions (the event store group-commits) and their
     statuses go out together (BatchStatus). A command's failure or crash is its own: the others go on."""
     status = BatchStatus(send_status)
+
+    async def report(update: StatusUpdate) -> None:
+        observe(update)
+        await status(update)
+
     chains: dict[Any, asyncio.Task[None]] = {}
     for event in batch:
-        chains[event.key] = asyncio.create_task(after(chains.get(event.key), event, status))
+        chains[event.key] = asyncio.create_task(after(chains.get(event.key), event, report))
     await asyncio.wait(chains.values())
     await patiently(status.flush, "sending the batch's statuses")
+
+
+def observe(update: StatusUpdate) -> None:
+    """Count a transition as it is reported (once; a re-sent status message is not counted again)."""
+    if update.status in FINAL:
+        metrics.FINISHED.labels(update.command_type, update.status.value).inc()
+        metrics.FINAL_SECONDS.labels(update.command_type).observe(
+            max(0.0, (utcnow() - update.created_at).total_seconds()))
+    elif update.status is CommandStatus.RETRYING:
+        metrics.RETRIES.labels(update.command_type).inc()
 
 
 async def after(previous: asyncio.Task[None] | None, event: Any, report: Report) -> None:

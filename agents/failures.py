@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from agents.runtime import open_runtime
-from shared import dead_letters
+from shared import dead_letters, metrics
 from shared.adapters.transient import is_transient
 from shared.application.archiving import Report
 from shared.application.outcome import final_status, status_update
@@ -47,6 +47,7 @@ async def send_dead_letter(raw: Any, key: Any, error: str, *, reason: str, origi
     await patiently(lambda: runtime.producer.send_and_wait(dead_letter_topic.get_topic_name(), value,
                                                            key=str(key or "").encode()),
                     f"dead letter for {command_id or key!r}")
+    metrics.DEAD_LETTERS.labels(reason).inc()
 
 
 async def execute_with_retry(command: Command, execute: Callable[[], Awaitable[Event]], report: Report,

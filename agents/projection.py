@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from agents.batches import fill
 from agents.pages import refused
 from agents.runtime import open_runtime
+from shared import metrics
 from shared.adapters.search import indices
 from shared.adapters.search.lag import EVENT_TOPICS, projection_lag
 from shared.adapters.search.projector import ProjectionError, Projector, Stats
@@ -61,6 +62,7 @@ async def dead_letter(value: Any, key: Any, topic: str, error: str, attempts: in
     await runtime.producer.send_and_wait(projection_dead_letters.get_topic_name(), json.dumps(body).encode(),
                                          key=key_bytes)
     STATS.dead_lettered += 1
+    metrics.DEAD_LETTERS.labels("projection").inc()
     log.error("projection dead-lettered an event from %s after %d attempt(s): %s", topic, attempts, error)
 
 

@@ -174,6 +174,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
     from shared.adapters.outbox_relay import OutboxRelay
+    from shared.relay_page import serve_metrics
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -182,10 +183,15 @@ def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         relay = OutboxRelay(settings.pg_dsn, settings.kafka_bootstrap, name=f"{settings.namespace}-relay",
                             dead_letter_topic=settings.topic("dead-letters"))
+        page = await serve_metrics(settings)
         sweeper = asyncio.create_task(sweep(settings, relay.leader, stop))
-        await run_relay(relay, stop)
-        stop.set()
-        await sweeper
+        try:
+            await run_relay(relay, stop)
+        finally:
+            stop.set()
+            await sweeper
+            if page is not None:
+                await page.cleanup()
 
     asyncio.run(main())
     return 0

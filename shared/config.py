@@ -68,6 +68,8 @@ class Settings:
     web_host: str = field(default_factory=lambda: _env("WEB_HOST", "127.0.0.1"))
     web_port: int = field(default_factory=lambda: _int("WEB_PORT", 8002))
     worker_web_port: int = field(default_factory=lambda: _int("WORKER_WEB_PORT", 56066))
+    # The relay's /metrics; 0: derived, two above the worker's port (a second worker takes the next one).
+    relay_port_override: int = field(default_factory=lambda: _int("RELAY_PORT", 0))
     # Elasticsearch (search read model): HTTP and transport ports on loopback.
     es_host: str = field(default_factory=lambda: _env("ES_HOST", "127.0.0.1"))
     es_port: int = field(default_factory=lambda: _int("ES_PORT", 59200))
@@ -124,6 +126,10 @@ class Settings:
     @property
     def kafka_bootstrap(self) -> str:
         return f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def relay_port(self) -> int:
+        return self.relay_port_override or self.worker_web_port + 2
 
     @property
     def worker_url(self) -> str:

@@ -10,10 +10,11 @@ from aiohttp import web
 
 from shared.bootstrap import Needs, open_stores
 from shared.config import MAX_MESSAGE_BYTES, Settings
-from web import openapi, page, routes_commands, routes_instances, routes_reads, routes_search, ws
+from web import observe, openapi, page, routes_commands, routes_instances, routes_reads, routes_search, ws
 from web.auth import auth_middleware
 from web.context import SERVICES, Services
 from web.errors import error_middleware
+from web.observe import metrics_middleware
 from web.openapi import Operation, documented
 from web.responses import Health
 
@@ -48,7 +49,8 @@ async def health(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_MESSAGE_BYTES)
+    app = web.Application(middlewares=[metrics_middleware, error_middleware, auth_middleware],
+                          client_max_size=MAX_MESSAGE_BYTES)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         stores = await open_stores(settings, Needs(pool=(2, 20), command_timeout=10, redis_timeout=2,
@@ -70,6 +72,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_routes(routes_instances.routes)
     ws.setup(app)
     page.setup(app)
+    observe.setup(app)
     openapi.setup(app)
     return app
 

@@ -9,8 +9,9 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel
 
+from shared import metrics
 from shared.application.submit import SubmitError
-from shared.domain.commands import MAX_VERSION, Version
+from shared.domain.commands import MAX_VERSION, Command, Version
 from shared.params import BadParameter, bounded_int
 
 M = TypeVar("M", bound=BaseModel)
@@ -139,7 +140,9 @@ def idempotency_key(request: web.Request) -> str | None:
     return key
 
 
-def accepted(command_id: str, message: str, **extra: Any) -> web.Response:
+def accepted(command: Command, message: str, **extra: Any) -> web.Response:
+    """202 for a recorded command (a repeated request with its Idempotency-Key too)."""
+    metrics.ACCEPTED.labels(command.command_type.value).inc()
     return web.json_response(
-        {"command_id": command_id, "status": "PENDING", "result": {"message": message, **extra}}, status=202
-    )
+        {"command_id": str(command.command_id), "status": "PENDING", "result": {"message": message, **extra}},
+        status=202)

@@ -37,10 +37,6 @@ def class_id(request: web.Request) -> str:
         raise SubmitError(400, str(exc)) from exc
 
 
-def _answer(command: Command, message: str, **extra: Any) -> web.Response:
-    return accepted(str(command.command_id), message, **extra)
-
-
 @routes.post("/api/v1/database/create")
 @documented(Operation("Create a database", "databases", {202: Accepted}, body=DatabaseSpec, errors=COMMAND_ERRORS,
                       idempotent_key=True))
@@ -48,7 +44,7 @@ async def create_database(request: web.Request) -> web.Response:
     spec = await model_body(request, DatabaseSpec)
     command, _ = await services(request).submitter.create_database(
         spec.name, spec.description, actor(request), idempotency_key(request))
-    return _answer(command, f"Database creation command accepted for {spec.name!r}", db_name=spec.name)
+    return accepted(command, f"Database creation command accepted for {spec.name!r}", db_name=spec.name)
 
 
 @routes.delete("/api/v1/database/{db_name}")
@@ -59,7 +55,7 @@ async def delete_database(request: web.Request) -> web.Response:
     await authorize(request, name, Role.ADMIN)
     command, _ = await services(request).submitter.delete_database(
         name, await expected_version(request), actor(request), idempotency_key(request))
-    return _answer(command, f"Database deletion command accepted for {name!r}", db_name=name)
+    return accepted(command, f"Database deletion command accepted for {name!r}", db_name=name)
 
 
 async def _submit_create(request: web.Request) -> tuple[Command, str]:
@@ -95,7 +91,7 @@ async def _submit_delete(request: web.Request) -> tuple[Command, str]:
                       idempotent_key=True))
 async def create_class(request: web.Request) -> web.Response:
     command, cid = await _submit_create(request)
-    return _answer(command, f"Ontology creation command accepted for {cid!r}", class_id=cid)
+    return accepted(command, f"Ontology creation command accepted for {cid!r}", class_id=cid)
 
 
 @routes.put("/api/v1/ontology/{db_name}/async/{class_id}")
@@ -103,7 +99,7 @@ async def create_class(request: web.Request) -> web.Response:
                       query=(EXPECTED_VERSION,), errors=COMMAND_ERRORS, idempotent_key=True))
 async def update_class(request: web.Request) -> web.Response:
     command, cid = await _submit_update(request)
-    return _answer(command, f"Ontology update command accepted for {cid!r}", class_id=cid)
+    return accepted(command, f"Ontology update command accepted for {cid!r}", class_id=cid)
 
 
 @routes.delete("/api/v1/ontology/{db_name}/async/{class_id}")
@@ -111,7 +107,7 @@ async def update_class(request: web.Request) -> web.Response:
                       query=(EXPECTED_VERSION,), errors=COMMAND_ERRORS, idempotent_key=True))
 async def delete_class(request: web.Request) -> web.Response:
     command, cid = await _submit_delete(request)
-    return _answer(command, f"Ontology deletion command accepted for {cid!r}", class_id=cid)
+    return accepted(command, f"Ontology deletion command accepted for {cid!r}", class_id=cid)
 
 
 @documented(Operation("A command's status and transitions", "commands", {200: CommandStatusView}, errors=READ_ERRORS))
@@ -236,4 +232,4 @@ async def grant_role(request: web.Request) -> web.Response:
         command_type=CommandType.GRANT_ROLE, aggregate_id=body.user, db_name=name, actor=actor(request),
         payload={"user": body.user, "role": body.role.value if body.role else None},
         idempotency_key=idempotency_key(request)))
-    return _answer(command, f"Grant command accepted: {body.user!r} -> {body.role}", db_name=name, user=body.user)
+    return accepted(command, f"Grant command accepted: {body.user!r} -> {body.role}", db_name=name, user=body.user)

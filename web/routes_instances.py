@@ -51,7 +51,7 @@ async def create_instance(request: web.Request) -> web.Response:
     await authorize(request, name, Role.WRITER)
     body = await model_body(request, InstanceCreate)
     command, iid = await submitter(request).create(name, cid, body, actor(request), idempotency_key(request))
-    return accepted(str(command.command_id), f"Instance creation command accepted for {iid!r}",
+    return accepted(command, f"Instance creation command accepted for {iid!r}",
                     db_name=name, class_id=cid, instance_id=iid)
 
 
@@ -65,7 +65,7 @@ async def update_instance(request: web.Request) -> web.Response:
     body = InstanceUpdate.model_validate(raw)
     command = await submitter(request).update(name, cid, iid, body, await expected_version(request, raw),
                                               actor(request), idempotency_key(request))
-    return accepted(str(command.command_id), f"Instance update command accepted for {iid!r}",
+    return accepted(command, f"Instance update command accepted for {iid!r}",
                     db_name=name, class_id=cid, instance_id=iid)
 
 
@@ -77,7 +77,7 @@ async def delete_instance(request: web.Request) -> web.Response:
     await authorize(request, name, Role.WRITER)
     command = await submitter(request).delete(name, cid, iid, await expected_version(request), actor(request),
                                               idempotency_key(request))
-    return accepted(str(command.command_id), f"Instance deletion command accepted for {iid!r}",
+    return accepted(command, f"Instance deletion command accepted for {iid!r}",
                     db_name=name, class_id=cid, instance_id=iid)
 
 
@@ -89,7 +89,7 @@ async def bulk_create(request: web.Request) -> web.Response:
     await authorize(request, name, Role.WRITER)
     body = await model_body(request, BulkCreate)
     command, ids = await submitter(request).bulk_create(name, cid, body, actor(request), idempotency_key(request))
-    return accepted(str(command.command_id), f"Bulk creation command accepted for {len(ids)} instances of {cid!r}",
+    return accepted(command, f"Bulk creation command accepted for {len(ids)} instances of {cid!r}",
                     db_name=name, class_id=cid, count=len(ids), instance_ids=ids)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from shared import metrics
 from shared.bootstrap import status_subscriber
 from shared.channels import user_channel
 from shared.domain.commands import iso, utcnow
@@ -135,7 +136,8 @@ async def listen(app: web.Application) -> None:
 
 
 async def hub_lifecycle(app: web.Application) -> Any:
-    app[HUB] = Hub()
+    hub = app[HUB] = Hub()
+    metrics.WEBSOCKETS.set_function(lambda: len(hub.clients))
     listener = asyncio.create_task(listen(app))
     app[HUB].listener = listener
     yield

@@ -5,7 +5,7 @@ import asyncio
 import json
 import logging
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 import asyncpg
@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
-from shared import dead_letters
+from shared import dead_letters, metrics
 from shared.config import BROKER_MESSAGE_BYTES, MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,8 @@ class OutboxRelay:
                     # Marked only after the broker acknowledged every row: a crash before this line
                     # publishes the batch again (at-least-once), never loses it.
                     await conn.execute(MARK, [r["id"] for r in rows])
+                    for topic, count in Counter(r["topic"] for r in rows).items():
+                        metrics.RELAY_PUBLISHED.labels(topic).inc(count)
                     log.debug("relay %s published ids %s..%s", self.name, rows[0]["id"], rows[-1]["id"])
                 if len(rows) < self.batch_size:
                     await _wait_any(stop, wake, self.poll_interval)  # NOTIFY, or poll as a fallback
@@ -144,6 +146,7 @@ class OutboxRelay:
                 await producer.send_and_wait(self.dead_letter_topic, dead_letters.encode(
                     summary, why, reason="too_large", key=row["key"]), key=row["key"].encode())
             await conn.execute(REFUSE, row["id"], why)
+            metrics.RELAY_REFUSED.inc()
         return keep
 
     async def _publish(self, producer: AIOKafkaProducer, rows: list[asyncpg.Record]) -> None:

@@ -1,4 +1,5 @@
-"""Projection lag: how many events on the event topics the projection's consumer group has not committed."""
+"""Consumer lag: how many messages on the worker's topics its consumer group has not committed (on the event
+topics: the projection lag)."""
 from __future__ import annotations
 
 import logging
@@ -17,8 +18,16 @@ def group_id(settings: Settings) -> str:
     return f"{settings.namespace}-worker"
 
 
+COMMAND_TOPICS = ("database-commands", "ontology-commands", "instance-commands")
+
+
 async def projection_lag(settings: Settings) -> dict[str, Any]:
     """End offsets minus committed offsets of the worker group, per event topic and in total."""
+    return await consumer_lag(settings, EVENT_TOPICS)
+
+
+async def consumer_lag(settings: Settings, names: tuple[str, ...]) -> dict[str, Any]:
+    """End offsets minus committed offsets of the worker group on the named topics, per topic and in total."""
     quiet = logging.getLogger("aiokafka")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
@@ -29,7 +38,7 @@ async def projection_lag(settings: Settings) -> dict[str, Any]:
     await consumer.start()
     try:
         committed = await admin.list_consumer_group_offsets(group_id(settings))
-        described = await admin.describe_topics([settings.topic(n) for n in EVENT_TOPICS])
+        described = await admin.describe_topics([settings.topic(n) for n in names])
         tps = [TopicPartition(d["topic"], p["partition"]) for d in described if d["error_code"] == 0
                for p in sorted(d["partitions"], key=lambda p: p["partition"])]
         ends = await consumer.end_offsets(tps) if tps else {}
