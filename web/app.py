@@ -1,7 +1,6 @@
-"""The aiohttp application: wiring, health and the runner `spice web` uses."""
+"""The aiohttp application: its stores, middlewares and routes, and the runner `spice web` uses."""
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -14,38 +13,10 @@ from web import observe, openapi, page, routes_commands, routes_instances, route
 from web.auth import auth_middleware
 from web.context import SERVICES, Services
 from web.errors import error_middleware
+from web.health import health
 from web.observe import metrics_middleware
-from web.openapi import Operation, documented
-from web.responses import Health
 
 log = logging.getLogger(__name__)
-
-
-@documented(Operation("Readiness of the view and what it depends on", "meta", {200: Health, 503: Health}, errors=(),
-                     public=True))
-async def health(request: web.Request) -> web.Response:
-    svc = request.app[SERVICES]
-    checks: dict[str, str] = {}
-    try:
-        await asyncio.wait_for(svc.pool.fetchval("SELECT 1"), 2)
-        checks["postgres"] = "ok"
-    except Exception as exc:  # noqa: BLE001
-        checks["postgres"] = f"down: {exc}"
-    try:
-        await asyncio.wait_for(svc.redis.ping(), 2)
-        checks["redis"] = "ok"
-    except Exception as exc:  # noqa: BLE001
-        checks["redis"] = f"down: {exc}"
-    try:
-        async with svc.http.get(f"{svc.settings.worker_url}/ready",
-                                timeout=aiohttp.ClientTimeout(total=2)) as resp:
-            checks["worker"] = "ok" if resp.status == 200 else f"down: HTTP {resp.status}"
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        checks["worker"] = f"down: {exc}"
-    ok = all(v == "ok" for v in checks.values())
-    return web.json_response({"status": "ok" if ok else "unavailable", "checks": checks},
-                             status=200 if ok else 503)
-
 
 
 def create_app(settings: Settings) -> web.Application:
