@@ -12,7 +12,7 @@ from agents.batch_status import BatchStatus
 from agents.batches import fill
 from agents.failures import execute_with_retry, patiently, send_dead_letter
 from agents.runtime import open_runtime
-from shared import metrics
+from shared import logs, metrics
 from shared.application.access import REQUIRED, role_of
 from shared.application.archiving import Report
 from shared.dead_letters import Origin
@@ -50,6 +50,7 @@ async def handle(raw: bytes, key: Any, headers: dict[str, bytes], report: Report
         await dead_letter(raw, key, f"undecodable command: {exc}", "undecodable", origin)
         return
     command_id = str(command.command_id)
+    logs.bind(command_id=command_id, db_name=command.db_name, aggregate_id=command.aggregate_id)
     runtime = await open_runtime(settings)
     if await patiently(lambda: runtime.pipeline.commands.get(command.command_id), command_id) is None:
         admitted = await patiently(lambda: admit(command, headers), command_id)
@@ -168,6 +169,7 @@ async def handle_batch(batch: list[Any]) -> None:
 def observe(update: StatusUpdate) -> None:
     """Count a transition as it is reported (once; a re-sent status message is not counted again)."""
     if update.status in FINAL:
+        log.info("%s %s", update.status.value, update.command_id)
         metrics.FINISHED.labels(update.command_type, update.status.value).inc()
         metrics.FINAL_SECONDS.labels(update.command_type).observe(
             max(0.0, (utcnow() - update.created_at).total_seconds()))

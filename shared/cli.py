@@ -13,7 +13,7 @@ import urllib.request
 import uuid
 from typing import TYPE_CHECKING
 
-from shared import processes
+from shared import logs, processes
 from shared.adapters.search import commands as search_commands
 from shared.config import TOPICS, Settings, load
 
@@ -358,7 +358,6 @@ def cmd_test(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="spice", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="install and start services, relay, worker and web view")
@@ -405,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "test":
         args.pytest_args = [*extra, *args.pytest_args]
+    logs.configure(args.command)
     return int(args.func(load(), args))
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import faust
 
+from shared import logs
 from shared.config import BROKER_MESSAGE_BYTES, load
 
 settings = load()
@@ -20,6 +21,8 @@ app = faust.App(
     # and its transactional producer for a topic commits only with its consumer's own offsets, which
     # stalls a topic read by the agent that feeds it (see the README).
     processing_guarantee="at_least_once",
+    # One JSON object per log line, Faust's own lines included (shared/logs.py).
+    logging_config=logs.config("worker"),
     topic_partitions=settings.partitions,
     topic_replication_factor=1,
     topic_allow_declare=True,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from typing import Any, TypeVar
@@ -15,6 +16,7 @@ from shared.domain.commands import MAX_VERSION, Command, Version
 from shared.params import BadParameter, bounded_int
 
 M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger(__name__)
 
 
 class VersionBody(BaseModel):
@@ -143,6 +145,8 @@ def idempotency_key(request: web.Request) -> str | None:
 def accepted(command: Command, message: str, **extra: Any) -> web.Response:
     """202 for a recorded command (a repeated request with its Idempotency-Key too)."""
     metrics.ACCEPTED.labels(command.command_type.value).inc()
+    log.info("accepted %s %s", command.command_type.value, command.command_id,
+             extra={"command_id": command.command_id, "db_name": command.db_name, "aggregate_id": command.aggregate_id})
     return web.json_response(
         {"command_id": str(command.command_id), "status": "PENDING", "result": {"message": message, **extra}},
         status=202)
