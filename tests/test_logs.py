@@ -1,5 +1,5 @@
-"""Structured logs: one JSON object per line, and one grep for a command id follows it through the view
-and the worker."""
+"""Structured logs: one JSON object per line, and one grep for a command id follows it through the view,
+the relay and the worker."""
 from __future__ import annotations
 
 import json
@@ -29,6 +29,8 @@ async def test_one_command_id_follows_the_command_through_the_processes(stack: S
     web = lines_about(stack.web, command_id)
     assert [line["message"] for line in web] == [f"accepted CREATE_ONTOLOGY_CLASS {command_id}"]
     assert web[0]["db_name"] == db and web[0]["aggregate_id"] == "Logged" and web[0]["process"] == "web"
+    relay = lines_about(stack.relay, command_id)
+    assert any(line["message"].startswith("published") and line["process"] == "relay" for line in relay), relay
     worker = lines_about(stack.worker, command_id)
     assert any(line["message"].startswith("executing") for line in worker), worker
     assert any(line["message"] == f"COMPLETED {command_id}" for line in worker), worker

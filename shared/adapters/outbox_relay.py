@@ -31,7 +31,7 @@ EXIT_AFTER_PUBLISH = os.environ.get("SPICE_TEST_RELAY_EXIT_AFTER_PUBLISH") == "1
 # each recorded after the previous committed) get increasing ids and are both visible by the time
 # the later one is, so `ORDER BY id` sends them in that order.
 FETCH = """
-SELECT id, topic, key, value FROM outbox
+SELECT id, topic, key, value, command_id FROM outbox
 WHERE published_at IS NULL
 ORDER BY id
 LIMIT $1
@@ -123,7 +123,11 @@ class OutboxRelay:
                     await conn.execute(MARK, [r["id"] for r in rows])
                     for topic, count in Counter(r["topic"] for r in rows).items():
                         metrics.RELAY_PUBLISHED.labels(topic).inc(count)
-                    log.debug("relay %s published ids %s..%s", self.name, rows[0]["id"], rows[-1]["id"])
+                    # One line per batch, naming its commands: a command's path is one grep (event rows
+                    # name theirs inside the event).
+                    commands = " ".join(str(r["command_id"]) for r in rows if r["command_id"] is not None)
+                    log.info("published %d row(s), ids %s..%s%s", len(rows), rows[0]["id"], rows[-1]["id"],
+                             f"; commands {commands}" if commands else "")
                 if len(rows) < self.batch_size:
                     await _wait_any(stop, wake, self.poll_interval)  # NOTIFY, or poll as a fallback
         finally:
