@@ -70,9 +70,11 @@ async def own_processes(extra_env: dict[str, str] | None = None) -> AsyncIterato
     }
     home = Path(tempfile.mkdtemp(prefix=f"spice-{namespace}-"))
     env["SPICE_HOME"] = str(home)  # secret, local archive and logs; the services are found by port
+    services = Settings()  # the running stack's: its cluster's socket and the services' passwords
+    env.update(SPICE_PG_PASSWORD=services.pg_password, SPICE_REDIS_PASSWORD=services.redis_password)
     with mock.patch.dict(os.environ, env):
         settings = Settings()
-    await postgres.create_database(settings, settings.pg_database)
+    await postgres.create_database(services, settings.pg_database)
     await migrate(settings.pg_dsn)
     await kafka.ensure_topics(settings, [settings.topic(t) for t in TOPICS], settings.partitions)
     running = Running(settings, env, home)
@@ -90,7 +92,7 @@ async def own_processes(extra_env: dict[str, str] | None = None) -> AsyncIterato
                 await asyncio.to_thread(proc.wait, 30)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-        await postgres.drop_database(settings, settings.pg_database)
+        await postgres.drop_database(services, settings.pg_database)
         shutil.rmtree(ROOT / f"{namespace}-worker-data", ignore_errors=True)
         shutil.rmtree(home, ignore_errors=True)
 
