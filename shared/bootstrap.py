@@ -1,6 +1,7 @@
 """The composition root: every store and client a process uses, built from Settings and closed together."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
@@ -52,8 +53,8 @@ class Stores:
     def event_topic(self, command: Command) -> str:
         return self.settings.topic(f"{command.channel}-events")
 
-    def submitter(self) -> Submitter:
-        return Submitter(self.commands, self.docs, self.command_topic)
+    def submitter(self, on_recorded: Callable[[Command], Awaitable[None]] | None = None) -> Submitter:
+        return Submitter(self.commands, self.docs, self.command_topic, on_recorded)
 
     def pipeline(self) -> Pipeline:
         assert self.archive is not None, "open the stores with Needs(archive=True)"

@@ -36,11 +36,11 @@ async def ontology(stack: Stack) -> str:
                  "properties": [{"name": "age", "type": "integer"},
                                 {"name": "employer", "type": "link", "target": "Company"}]}):
         assert (await stack.run("POST", f"/api/v1/ontology/{db}/async/create", cls))["status"] == "COMPLETED"
-    for cls, data in (("Company", {"instance_id": "acme", "name": "Acme"}),
-                      ("Person", {"instance_id": "ada", "name": "Ada", "age": 36, "employer": "acme"}),
-                      ("Person", {"instance_id": "bob", "name": "Bob", "age": 40}),
-                      ("Person", {"instance_id": "cy", "name": "Cy", "age": 25})):
-        done = await stack.run("POST", f"/api/v1/instances/{db}/async/{cls}/create", {"data": data})
+    for class_id, data in (("Company", {"instance_id": "acme", "name": "Acme"}),
+                           ("Person", {"instance_id": "ada", "name": "Ada", "age": 36, "employer": "acme"}),
+                           ("Person", {"instance_id": "bob", "name": "Bob", "age": 40}),
+                           ("Person", {"instance_id": "cy", "name": "Cy", "age": 25})):
+        done = await stack.run("POST", f"/api/v1/instances/{db}/async/{class_id}/create", {"data": data})
         assert done["status"] == "COMPLETED", done
     for change in ({"age": 37}, {"name": "Ada Lovelace"}):
         done = await stack.run("PUT", f"/api/v1/instances/{db}/async/Person/ada/update", {"data": change})

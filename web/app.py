@@ -9,12 +9,14 @@ from aiohttp import web
 
 from shared.bootstrap import Needs, open_stores
 from shared.config import MAX_MESSAGE_BYTES, Settings
+from shared.domain.commands import Command
 from web import observe, openapi, page, routes_commands, routes_instances, routes_reads, routes_search, ws
 from web.auth import auth_middleware
 from web.context import SERVICES, Services
 from web.errors import error_middleware
 from web.health import health
 from web.observe import metrics_middleware
+from web.status import announce_pending
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +30,13 @@ def create_app(settings: Settings) -> web.Application:
                                                    search_timeout=10))
         assert stores.redis is not None
         http = aiohttp.ClientSession()
+
+        async def recorded(command: Command) -> None:
+            await announce_pending(app[SERVICES], command)
+
         app[SERVICES] = Services(settings=settings, pool=stores.pool, commands=stores.commands,
-                                 events=stores.events, docs=stores.docs, submitter=stores.submitter(), http=http,
-                                 redis=stores.redis, search=stores.search)
+                                 events=stores.events, docs=stores.docs, submitter=stores.submitter(recorded),
+                                 http=http, redis=stores.redis, search=stores.search)
         yield
         await http.close()
         await stores.close()

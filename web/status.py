@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from typing import Any
@@ -9,8 +10,8 @@ from typing import Any
 import aiohttp
 
 from shared.application.apply import is_applied
-from shared.application.outcome import final_status
-from shared.channels import command_channel
+from shared.application.outcome import final_status, status_update
+from shared.channels import command_channel, user_channel
 from shared.domain.commands import Command, iso, utcnow
 from shared.domain.events import Event
 from shared.domain.status import FINAL, CommandStatus, StatusRecord, StatusUpdate, apply_update
@@ -53,9 +54,26 @@ def from_log(command: Command, events: list[Event] | None, table: StatusRecord |
         record = apply_update(None, seed)
         assert record is not None
     if events and record.status not in FINAL:
-        done = final_status(command, events).model_copy(update={"timestamp": events[0].occurred_at})
+        at = events[0].occurred_at
+        if not any(h.status is CommandStatus.PROCESSING for h in record.history):
+            # Every executed command went through PROCESSING; the table (fed through Kafka) has not said so
+            # yet, or its entry expired. Shown here too, so a later answer from the table adds nothing
+            # the caller has not seen: a status history never goes back.
+            started = status_update(command, CommandStatus.PROCESSING, "Processing started")
+            record = apply_update(record, started.model_copy(update={"timestamp": at})) or record
+        done = final_status(command, events).model_copy(update={"timestamp": at})
         record = apply_update(record, done) or record
     return record
+
+
+async def announce_pending(svc: Services, command: Command) -> None:
+    """Push a newly recorded command's PENDING status to its submitter's live channel, ahead of anything
+    the worker pushes (one Redis server delivers in publish order, and this runs before the 202)."""
+    try:
+        await svc.redis.publish(user_channel(svc.settings, command.actor), json.dumps(
+            from_log(command, None, None).to_api()))
+    except Exception as exc:  # noqa: BLE001 — the live push is best effort; the status API has it anyway
+        log.warning("PENDING push of %s skipped: %s", command.command_id, exc)
 
 
 async def lookup(svc: Services, command_id: uuid.UUID) -> StatusRecord | None:

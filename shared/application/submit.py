@@ -1,7 +1,7 @@
 """Submitting commands: validate against what exists, then record the command (one transaction)."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -47,10 +47,14 @@ class ClassPatch(BaseModel):
 
 
 class Submitter:
-    def __init__(self, commands: CommandLog, docs: DocumentStore, topic_for: Callable[[Command], str]) -> None:
+    def __init__(self, commands: CommandLog, docs: DocumentStore, topic_for: Callable[[Command], str],
+                 on_recorded: Callable[[Command], Awaitable[None]] | None = None) -> None:
         self.commands = commands
         self.docs = docs
         self.topic_for = topic_for
+        # Told of each command recorded for the first time (not of a repeated request), after its commit:
+        # the web view pushes its PENDING status live from here.
+        self.on_recorded = on_recorded
 
     async def record(self, command: Command) -> tuple[Command, bool]:
         """Record the command; under an Idempotency-Key already used, the first command, when it is the
@@ -63,6 +67,8 @@ class Submitter:
         if not created and _request_of(stored) != _request_of(command):
             raise SubmitError(422, "this Idempotency-Key was already used for a different request; "
                               "use a new key for a new request")
+        if created and self.on_recorded is not None:
+            await self.on_recorded(stored)
         return stored, created
 
     async def require_database(self, db_name: str) -> None:
