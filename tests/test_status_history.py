@@ -3,6 +3,7 @@ WebSocket's first update of a command is its PENDING."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from shared.domain.commands import AggregateType, Command, CommandType, utcnow
 from shared.domain.events import Event, EventType
@@ -65,7 +66,7 @@ async def test_a_repeated_request_pushes_no_pending_again(stack: Stack) -> None:
         again = await stack.submit("POST", f"/api/v1/ontology/{db}/async/create", PERSON, headers=key)
         assert again == command_id
         marker = await stack.submit("POST", f"/api/v1/ontology/{db}/async/create", {**PERSON, "id": "Marker"})
-        updates = []
+        updates: list[dict[str, Any]] = []
         while not updates or updates[-1]["command_id"] != marker:
             message = await receive(ws)
             if message["type"] == "command_update":

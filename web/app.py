@@ -10,7 +10,7 @@ from aiohttp import web
 from shared.bootstrap import Needs, open_stores
 from shared.config import MAX_MESSAGE_BYTES, Settings
 from shared.domain.commands import Command
-from web import observe, openapi, page, routes_commands, routes_instances, routes_reads, routes_search, ws
+from web import observe, openapi, page, routes_commands, routes_instances, routes_reads, routes_search, routes_trace, ws
 from web.auth import auth_middleware
 from web.context import SERVICES, Services
 from web.errors import error_middleware
@@ -47,6 +47,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_routes(routes_reads.routes)
     app.router.add_routes(routes_search.routes)
     app.router.add_routes(routes_instances.routes)
+    app.router.add_routes(routes_trace.routes)
     ws.setup(app)
     page.setup(app)
     observe.setup(app)

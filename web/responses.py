@@ -102,3 +102,28 @@ class SearchHits(Open):
 class Health(Open):
     status: Literal["ok", "unavailable"]
     checks: dict[str, Any]
+
+
+class TraceEvent(BaseModel):
+    event_id: UUID
+    event_type: str
+    aggregate_id: str
+    version: int | None
+    position: int | None
+
+
+class TraceObject(Open):
+    aggregate_id: str
+    version: int
+    state: dict[str, Any] | None
+    archive_uri: str | None
+    search_version: int | None
+
+
+class Trace(BaseModel):
+    """Command → events → objects at those versions → archive URI → the version the search index holds."""
+
+    command: dict[str, Any]
+    status: CommandStatus
+    events: list[TraceEvent]
+    objects: list[TraceObject]
