@@ -15,11 +15,12 @@ from shared.adapters.postgres.command_log import PostgresCommandLog
 from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.adapters.postgres.pool import Pool, create_pool
 from shared.adapters.search import indices
+from shared.adapters.search.versions import ElasticsearchSearchIndex
 from shared.application.pipeline import Pipeline
 from shared.application.submit import Submitter
 from shared.config import BROKER_MESSAGE_BYTES, Settings
 from shared.domain.commands import Command
-from shared.ports import DocumentStore, EventArchive
+from shared.ports import DocumentStore, EventArchive, SearchIndex
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class Stores:
 
     def submitter(self, on_recorded: Callable[[Command], Awaitable[None]] | None = None) -> Submitter:
         return Submitter(self.commands, self.docs, self.command_topic, on_recorded)
+
+    def search_index(self) -> SearchIndex | None:
+        return ElasticsearchSearchIndex(self.search, self.settings.namespace) if self.search is not None else None
 
     def pipeline(self) -> Pipeline:
         assert self.archive is not None, "open the stores with Needs(archive=True)"

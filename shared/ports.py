@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +71,11 @@ class EventStore(ABC):
 
     @abstractmethod
     async def for_command(self, command_id: uuid.UUID) -> list[Event]: ...
+
+    @abstractmethod
+    def latest(self, db_name: str, aggregate_type: AggregateType) -> AsyncGenerator[Event, None]:
+        """The newest event of each aggregate of the type in the database as it is now (its latest creation
+        on), in aggregate id order, streamed (a deleted one's says so in its data)."""
 
     @abstractmethod
     async def history(self, db_name: str, aggregate_type: AggregateType, aggregate_id: str) -> list[Event]:
@@ -164,9 +170,36 @@ class DocumentStore(ABC):
     async def count_instances(self, db_name: str, class_id: str) -> int:
         """How many live instances the class has."""
 
+    async def versions(self, db_name: str, kind: str) -> AsyncGenerator[tuple[str, int, dict[str, Any]], None]:
+        """(id, version, document) of every live class or instance (`kind`) in id order, for reconciliation.
+        This default reads through the paged methods above and sorts; a store that can stream overrides it."""
+        if kind == "class":
+            for doc in sorted(await self.classes(db_name), key=lambda d: str(d["class_id"])):
+                yield str(doc["class_id"]), int(doc["version"]), doc
+            return
+        found: dict[str, dict[str, Any]] = {}
+        for cls in await self.classes(db_name):
+            offset = 0
+            while True:
+                _, page = await self.instances(db_name, cls["class_id"], 1000, offset)
+                found.update((str(d["instance_id"]), d) for d in page)
+                offset += len(page)
+                if len(page) < 1000:
+                    break
+        for instance_id in sorted(found):
+            yield instance_id, int(found[instance_id]["version"]), found[instance_id]
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (the PostgreSQL store shares the process's pool and has none of its own)."""
 
+
+
+class SearchIndex(ABC):
+    """The search read model as reconciliation reads it."""
+
+    @abstractmethod
+    async def versions(self, db_name: str, kind: str) -> dict[str, tuple[int, dict[str, Any]]]:
+        """id → (version, indexed source) of every class or instance (`kind`) the index holds for the database."""
 
 
 class EventArchive(ABC):

@@ -10,7 +10,18 @@ from aiohttp import web
 from shared.bootstrap import Needs, open_stores
 from shared.config import MAX_MESSAGE_BYTES, Settings
 from shared.domain.commands import Command
-from web import observe, openapi, page, routes_commands, routes_instances, routes_reads, routes_search, routes_trace, ws
+from web import (
+    observe,
+    openapi,
+    page,
+    routes_admin,
+    routes_commands,
+    routes_instances,
+    routes_reads,
+    routes_search,
+    routes_trace,
+    ws,
+)
 from web.auth import auth_middleware
 from web.context import SERVICES, Services
 from web.errors import error_middleware
@@ -27,7 +38,7 @@ def create_app(settings: Settings) -> web.Application:
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         stores = await open_stores(settings, Needs(pool=(2, 20), command_timeout=10, redis_timeout=2,
-                                                   search_timeout=10))
+                                                   search_timeout=10, archive=True))
         assert stores.redis is not None
         http = aiohttp.ClientSession()
 
@@ -36,7 +47,8 @@ def create_app(settings: Settings) -> web.Application:
 
         app[SERVICES] = Services(settings=settings, pool=stores.pool, commands=stores.commands,
                                  events=stores.events, docs=stores.docs, submitter=stores.submitter(recorded),
-                                 http=http, redis=stores.redis, search=stores.search)
+                                 http=http, redis=stores.redis, search=stores.search,
+                                 search_index=stores.search_index(), archive=stores.archive)
         yield
         await http.close()
         await stores.close()
@@ -48,6 +60,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_routes(routes_search.routes)
     app.router.add_routes(routes_instances.routes)
     app.router.add_routes(routes_trace.routes)
+    app.router.add_routes(routes_admin.routes)
     ws.setup(app)
     page.setup(app)
     observe.setup(app)

@@ -13,7 +13,7 @@ from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.adapters.postgres.pool import Pool
 from shared.application.submit import Submitter
 from shared.config import Settings
-from shared.ports import DocumentStore
+from shared.ports import DocumentStore, EventArchive, SearchIndex
 
 
 @dataclass
@@ -27,6 +27,8 @@ class Services:
     http: aiohttp.ClientSession
     redis: aioredis.Redis
     search: AsyncElasticsearch | None = None  # the search read model (routes_search)
+    search_index: SearchIndex | None = None  # the same, as reconciliation reads it
+    archive: EventArchive | None = None
 
 
 SERVICES = web.AppKey("services", Services)

@@ -127,3 +127,21 @@ class Trace(BaseModel):
     status: CommandStatus
     events: list[TraceEvent]
     objects: list[TraceObject]
+
+
+class DriftEntry(BaseModel):
+    aggregate_id: str
+    kind: Literal["class", "instance"]
+    store: Literal["documents", "search", "archive"]
+    expected_version: int | None
+    found_version: int | None
+    problem: str
+
+
+class Reconciliation(BaseModel):
+    """Each object's state in a read model against the event store's, with a checksum per model."""
+
+    db_name: str
+    checked: int
+    drift: list[DriftEntry]
+    checksums: dict[str, str]

@@ -1,6 +1,7 @@
 """The embedded document store on PostgreSQL (the local stand-in for TerminusDB)."""
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from shared.adapters.postgres.pool import Pool
@@ -122,6 +123,14 @@ class PostgresDocumentStore(DocumentStore):
             db_name, instance_id,
         )
         return doc  # type: ignore[no-any-return]
+
+    async def versions(self, db_name: str, kind: str) -> AsyncGenerator[tuple[str, int, dict[str, Any]], None]:
+        table, key = ("docs.classes", "class_id") if kind == "class" else ("docs.instances", "instance_id")
+        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+            async for row in conn.cursor(
+                    f"SELECT {key} AS id, version, doc FROM {table} WHERE db_name = $1 AND NOT deleted ORDER BY {key}",
+                    db_name, prefetch=1000):
+                yield row["id"], row["version"], row["doc"]
 
     async def instances(self, db_name: str, class_id: str, limit: int, offset: int
                         ) -> tuple[int, list[dict[str, Any]]]:

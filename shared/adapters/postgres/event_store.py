@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncGenerator
 from datetime import datetime
 
 import asyncpg
@@ -90,6 +91,19 @@ class PostgresEventStore(EventStore):
             f"SELECT {COLUMNS} FROM events WHERE command_id = $1 ORDER BY position", command_id
         )
         return [event_from_row(r) for r in rows]
+
+    async def latest(self, db_name: str, aggregate_type: AggregateType) -> AsyncGenerator[Event, None]:
+        # A cursor inside a read-only transaction: rows arrive in batches, never the whole table at once.
+        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+            async for row in conn.cursor(
+                    f"""SELECT DISTINCT ON (aggregate_id) {COLUMNS} FROM events
+                        WHERE db_name = $1 AND aggregate_type = $2 AND version IS NOT NULL
+                          AND position >= (SELECT coalesce(max(position), 0) FROM events
+                                           WHERE db_name = $1 AND aggregate_type = 'database'
+                                             AND aggregate_id = $1 AND event_type = 'DATABASE_CREATED')
+                        ORDER BY aggregate_id, version DESC""",
+                    db_name, aggregate_type.value, prefetch=1000):
+                yield event_from_row(row)
 
     async def history(self, db_name: str, aggregate_type: AggregateType, aggregate_id: str) -> list[Event]:
         # From the database's latest creation on (the unique index on (db_name, aggregate_type,

@@ -1,0 +1,135 @@
+"""Reconciliation: each read model compared, object by object, with the state the event store implies."""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from shared.application.archiving import archive_key_of
+from shared.domain.commands import AggregateType
+from shared.domain.events import Event
+from shared.ports import DocumentStore, EventArchive, EventStore, SearchIndex
+
+KINDS = {"class": AggregateType.ONTOLOGY_CLASS, "instance": AggregateType.INSTANCE}
+
+
+def canonical(state: Any) -> str:
+    """The one JSON text of a state: sorted keys, no spaces, as Unicode (what the checksums digest)."""
+    return json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+class Checksum:
+    """A digest over (aggregate_id, version, canonical JSON of the state), fed in aggregate order: the same
+    events always give the same checksum, whatever order they were applied in."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+
+    def add(self, kind: str, aggregate_id: str, version: int, state: Any) -> None:
+        self._digest.update(canonical([kind, aggregate_id, version, state]).encode() + b"\n")
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Drift:
+    aggregate_id: str
+    kind: str  # class | instance
+    store: str  # documents | search | archive
+    expected_version: int | None
+    found_version: int | None
+    problem: str  # missing | unexpected | version | content
+
+
+@dataclass
+class Report:
+    db_name: str
+    checked: int = 0
+    drift: list[Drift] = field(default_factory=list)
+    checksums: dict[str, str] = field(default_factory=dict)
+
+    def to_api(self) -> dict[str, Any]:
+        return {"db_name": self.db_name, "checked": self.checked, "drift": [asdict(d) for d in self.drift],
+                "checksums": self.checksums}
+
+
+async def _merged(expected: AsyncIterator[Event], found: AsyncIterator[tuple[str, int, dict[str, Any]]]
+                  ) -> AsyncIterator[tuple[str, Event | None, tuple[int, dict[str, Any]] | None]]:
+    """Both streams in aggregate id order, joined on the id (a merge: neither is held whole)."""
+    want, have = await anext(expected, None), await anext(found, None)
+    while want is not None or have is not None:
+        if have is None or (want is not None and want.aggregate_id < have[0]):
+            assert want is not None
+            yield want.aggregate_id, want, None
+            want = await anext(expected, None)
+        elif want is None or have[0] < want.aggregate_id:
+            yield have[0], None, (have[1], have[2])
+            have = await anext(found, None)
+        else:
+            yield want.aggregate_id, want, (have[1], have[2])
+            want, have = await anext(expected, None), await anext(found, None)
+
+
+def _compare(kind: str, store: str, aggregate_id: str, event: Event | None, found_version: int | None,
+             same_content: bool) -> Drift | None:
+    live = event is not None and not event.data.get("deleted")
+    expected = event.version if live and event is not None else None
+    if live and found_version is None:
+        return Drift(aggregate_id, kind, store, expected, None, "missing")
+    if not live and found_version is not None:
+        return Drift(aggregate_id, kind, store, event.version if event else None, found_version, "unexpected")
+    if live and found_version != expected:
+        return Drift(aggregate_id, kind, store, expected, found_version, "version")
+    if live and not same_content:
+        return Drift(aggregate_id, kind, store, expected, found_version, "content")
+    return None
+
+
+async def reconcile(db_name: str, events: EventStore, docs: DocumentStore, search: SearchIndex | None,
+                    archive: EventArchive | None) -> Report:
+    """Read-only. Documents are streamed beside the events; the search index's versions and the archive's
+    keys are read per database."""
+    report = Report(db_name)
+    sums = {"events": Checksum(), "documents": Checksum(), "search": Checksum()}
+    archived = set(await archive.keys(f"{db_name}/")) if archive is not None else None
+    for kind, aggregate_type in KINDS.items():
+        indexed = await search.versions(db_name, kind) if search is not None else {}
+        seen: set[str] = set()
+        # Closed however the loop ends: each stream holds a connection and a cursor while it is open.
+        async with aclosing(events.latest(db_name, aggregate_type)) as expected, \
+                aclosing(docs.versions(db_name, kind)) as found:
+            async for aggregate_id, event, doc in _merged(expected, found):
+                seen.add(aggregate_id)
+                report.checked += 1
+                report.drift += _check(kind, aggregate_id, event, doc, indexed if search is not None else None,
+                                       archived, sums)
+        for aggregate_id in sorted(set(indexed) - seen):  # indexed, unknown to the events and the documents
+            report.checked += 1
+            report.drift.append(Drift(aggregate_id, kind, "search", None, indexed[aggregate_id][0], "unexpected"))
+        for aggregate_id, (version, source) in sorted(indexed.items()):
+            sums["search"].add(kind, aggregate_id, version, source)
+    report.checksums = {name: digest.hexdigest() for name, digest in sums.items()}
+    return report
+
+
+def _check(kind: str, aggregate_id: str, event: Event | None, doc: tuple[int, dict[str, Any]] | None,
+           indexed: dict[str, tuple[int, dict[str, Any]]] | None, archived: set[str] | None,
+           sums: dict[str, Checksum]) -> list[Drift]:
+    live = event is not None and not event.data.get("deleted")
+    if live and event is not None and event.version is not None:
+        sums["events"].add(kind, aggregate_id, event.version, event.data)
+    if doc is not None:
+        sums["documents"].add(kind, aggregate_id, doc[0], doc[1])
+    same = doc is not None and event is not None and canonical(doc[1]) == canonical(event.data)
+    drift = [_compare(kind, "documents", aggregate_id, event, doc[0] if doc else None, same)]
+    if indexed is not None:
+        hit = indexed.get(aggregate_id)
+        drift.append(_compare(kind, "search", aggregate_id, event, hit[0] if hit else None, True))
+    if archived is not None and kind == "instance" and live and event is not None \
+            and archive_key_of(event) not in archived:
+        drift.append(Drift(aggregate_id, kind, "archive", event.version, None, "missing"))
+    return [d for d in drift if d is not None]

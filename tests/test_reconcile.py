@@ -1,0 +1,91 @@
+"""GET /api/v1/admin/reconcile/{db}: drift behind the system's back is reported per store and version, and
+the checksums of the documents and of the events agree when nothing drifted."""
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from shared.adapters.archive import open_archive
+from shared.adapters.archive.s3 import S3EventArchive
+from shared.adapters.postgres.pool import Pool
+from shared.adapters.search import indices
+from shared.config import Settings
+from tests.stack import Stack
+
+
+@pytest.fixture
+async def archive(settings: Settings) -> AsyncIterator[Any]:
+    store = await open_archive(settings)
+    yield store
+    await store.close()
+
+
+async def report(stack: Stack, db: str, user: str = "alice") -> tuple[int, dict[str, Any]]:
+    return await stack.request("GET", f"/api/v1/admin/reconcile/{db}", user=user)
+
+
+async def populated(stack: Stack) -> str:
+    db = await stack.new_database()
+    await stack.run("POST", f"/api/v1/ontology/{db}/async/create",
+                    {"id": "Item", "properties": [{"name": "n", "type": "integer"}]})
+    for i in range(1, 5):
+        done = await stack.run("POST", f"/api/v1/instances/{db}/async/Item/create",
+                               {"data": {"instance_id": f"i{i}", "n": i}})
+        assert done["status"] == "COMPLETED", done
+    assert (await stack.run("DELETE", f"/api/v1/instances/{db}/async/Item/i4/delete"))["status"] == "COMPLETED"
+    for _ in range(150):  # until the search index has caught up with every event
+        code, body = await report(stack, db)
+        if code == 200 and not body["drift"]:
+            return db
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the search index did not catch up: {body}")
+
+
+async def test_nothing_drifted_and_the_checksums_agree(stack: Stack) -> None:
+    db = await populated(stack)
+    code, body = await report(stack, db)
+    assert code == 200 and body["db_name"] == db and body["drift"] == []
+    assert body["checked"] == 5  # the class, three live instances and the deleted one
+    assert body["checksums"]["events"] == body["checksums"]["documents"]
+    again = (await report(stack, db))[1]
+    assert again["checksums"] == body["checksums"]  # deterministic
+    code, refused = await report(stack, db, user="mallory")
+    assert code == 403 and refused["detail"]["message"]
+
+
+async def test_tampering_is_reported_with_its_store_and_versions(stack: Stack, pool: Pool, settings: Settings,
+                                                                 archive: Any) -> None:
+    db = await populated(stack)
+    # Behind the system's back (test-only writes): an older document, a lost one, a stray search document,
+    # a removed archive object.
+    doc = await pool.fetchval("SELECT doc FROM docs.instances WHERE db_name = $1 AND instance_id = 'i2'", db)
+    await pool.execute("UPDATE docs.instances SET version = 7, doc = $2 WHERE db_name = $1 AND instance_id = 'i2'",
+                       db, {**doc, "version": 7, "n": 99})
+    await pool.execute("DELETE FROM docs.instances WHERE db_name = $1 AND instance_id = 'i3'", db)
+    es = indices.client(settings)
+    try:
+        await es.index(index=indices.alias(settings.namespace, db, indices.INSTANCES), id="ghost",
+                       document={"instance_id": "ghost", "class_id": "Item"}, version=3, version_type="external",
+                       refresh=True)
+    finally:
+        await es.close()
+    [key] = [k for k in await archive.keys(f"{db}/Item/i1/")]
+    assert isinstance(archive, S3EventArchive)
+    await archive.client.delete_object(Bucket=archive.bucket, Key=key)
+
+    code, body = await report(stack, db)
+    assert code == 200, body
+    found = {(d["aggregate_id"], d["store"]): (d["problem"], d["expected_version"], d["found_version"])
+             for d in body["drift"]}
+    assert found == {
+        ("i2", "documents"): ("version", 1, 7),
+        ("i3", "documents"): ("missing", 1, None),
+        ("ghost", "search"): ("unexpected", None, 3),
+        ("i1", "archive"): ("missing", 1, None),
+    }, json.dumps(body["drift"], indent=1)
+    assert all(d["kind"] == "instance" for d in body["drift"])
+    assert body["checksums"]["events"] != body["checksums"]["documents"]

@@ -1,0 +1,26 @@
+"""Operator routes under /api/v1/admin: the reconciliation report (read-only, for a database's admins)."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from shared.application.reconcile import reconcile
+from shared.domain.access import Role
+from web.auth import authorize
+from web.context import services
+from web.openapi import READ_ERRORS, Operation, documented
+from web.responses import Reconciliation
+from web.routes_commands import db_name
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/v1/admin/reconcile/{db_name}")
+@documented(Operation("Reconciliation report: every class and instance of the database checked against the "
+                      "event store in the documents, the search index and the archive, with checksums",
+                      "admin", {200: Reconciliation}, errors=READ_ERRORS))
+async def reconcile_report(request: web.Request) -> web.Response:
+    name = db_name(request)
+    await authorize(request, name, Role.ADMIN)
+    svc = services(request)
+    report = await reconcile(name, svc.events, svc.docs, svc.search_index, svc.archive)
+    return web.json_response(report.to_api())
