@@ -59,7 +59,8 @@ async def open_runtime(settings: Settings) -> Runtime:
 
 async def _open(settings: Settings) -> Runtime:
     log.info("opening the worker runtime")
-    stores = await open_stores(settings, Needs(pool=(2, 16), archive=True, redis_timeout=1, producer=True))
+    stores = await open_stores(settings, Needs(pool=(2, 16), archive=True, redis_timeout=1, producer=True,
+                                               search_timeout=60))
     assert stores.redis is not None and stores.producer is not None
     log.info("worker runtime open")
     # Users' status histories do not name the worker (its host and pid are the operator's business);

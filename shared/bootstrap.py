@@ -58,12 +58,14 @@ class Stores:
         return Submitter(self.commands, self.docs, self.command_topic, on_recorded)
 
     def search_index(self) -> SearchIndex | None:
-        return ElasticsearchSearchIndex(self.search, self.settings.namespace) if self.search is not None else None
+        if self.search is None:
+            return None
+        return ElasticsearchSearchIndex(self.search, self.settings.namespace, self.events)
 
     def pipeline(self) -> Pipeline:
         assert self.archive is not None, "open the stores with Needs(archive=True)"
         return Pipeline(self.commands, self.events, self.docs, self.archive, self.event_topic,
-                        dependency_wait=self.settings.dependency_wait_seconds)
+                        dependency_wait=self.settings.dependency_wait_seconds, search=self.search_index())
 
     async def close(self) -> None:
         await self._closing.aclose()

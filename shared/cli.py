@@ -339,6 +339,35 @@ async def resubmit(settings: Settings, letters: list[DeadLetter], as_user: str |
     return 1 if failed and not bulk else 0
 
 
+def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the reconciliation report of a database; with --repair, record the repair command (as the
+    bootstrap administrator) and print its id (follow it with `spice status ID --watch`)."""
+    import json
+
+    from shared.application.reconcile import reconcile
+    from shared.bootstrap import Needs, open_stores
+    from shared.domain.commands import Command, CommandType
+
+    async def main() -> int:
+        stores = await open_stores(settings, Needs(pool=(1, 2), archive=True, search_timeout=60))
+        try:
+            if await stores.docs.database(args.db) is None:
+                print(f"database {args.db!r} does not exist", file=sys.stderr)
+                return 1
+            report = await reconcile(args.db, stores.events, stores.docs, stores.search_index(), stores.archive)
+            print(json.dumps(report.to_api(), indent=2))
+            if args.repair and report.drift:
+                command, _ = await stores.submitter().record(Command(
+                    command_type=CommandType.RECONCILE_DATABASE, aggregate_id=args.db, db_name=args.db,
+                    actor=settings.admin_user, payload={}))
+                print(f"repair command {command.command_id} recorded", file=sys.stderr)
+            return 0
+        finally:
+            await stores.close()
+
+    return asyncio.run(main())
+
+
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     from web.app import run
 
@@ -392,6 +421,10 @@ def main(argv: list[str] | None = None) -> int:
     again.set_defaults(func=cmd_dead_letters)
     sub.add_parser("schema", help="print the JSON Schema of command messages").set_defaults(func=cmd_schema)
     search_commands.add_parser(sub)
+    check = sub.add_parser("reconcile", help="compare a database's read models with its event store")
+    check.add_argument("db")
+    check.add_argument("--repair", action="store_true", help="record the repair command when anything drifted")
+    check.set_defaults(func=cmd_reconcile)
     sub.add_parser("migrate", help="migrate the schema and create the topics").set_defaults(func=cmd_migrate)
     sub.add_parser("relay", help="run the outbox relay").set_defaults(func=cmd_relay)
     sub.add_parser("web", help="run the web view").set_defaults(func=cmd_web)

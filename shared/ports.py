@@ -19,6 +19,10 @@ class VersionTaken(Exception):
     """Another event already holds this aggregate version: the caller decided on stale state."""
 
 
+class RepairUnsupported(Exception):
+    """The store cannot be repaired in place by a reconciliation."""
+
+
 class CommandTooLarge(Exception):
     """The command is larger than its transport carries in one message; nothing was recorded."""
 
@@ -189,17 +193,28 @@ class DocumentStore(ABC):
         for instance_id in sorted(found):
             yield instance_id, int(found[instance_id]["version"]), found[instance_id]
 
+    async def restore(self, db_name: str, kind: str, aggregate_id: str, version: int, doc: dict[str, Any] | None
+                      ) -> None:
+        """Put a class or instance back as its newest event says (None: deleted at `version`), whatever the
+        store holds now: the reconciliation's repair, the one unconditional write. A store that cannot
+        answers RepairUnsupported."""
+        raise RepairUnsupported(f"{type(self).__name__} cannot restore documents in place")
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (the PostgreSQL store shares the process's pool and has none of its own)."""
 
 
 
 class SearchIndex(ABC):
-    """The search read model as reconciliation reads it."""
+    """The search read model as reconciliation reads and repairs it."""
 
     @abstractmethod
     async def versions(self, db_name: str, kind: str) -> dict[str, tuple[int, dict[str, Any]]]:
         """id → (version, indexed source) of every class or instance (`kind`) the index holds for the database."""
+
+    @abstractmethod
+    async def rebuild(self, db_name: str) -> None:
+        """Rebuild the database's indices from the event store alone (fresh indices, swapped in at the end)."""
 
 
 class EventArchive(ABC):

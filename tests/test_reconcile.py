@@ -89,3 +89,61 @@ async def test_tampering_is_reported_with_its_store_and_versions(stack: Stack, p
     }, json.dumps(body["drift"], indent=1)
     assert all(d["kind"] == "instance" for d in body["drift"])
     assert body["checksums"]["events"] != body["checksums"]["documents"]
+
+
+async def test_the_repair_command_restores_every_store_and_records_what_it_repaired(
+        stack: Stack, pool: Pool, settings: Settings, archive: Any) -> None:
+    db = await populated(stack)
+    doc = await pool.fetchval("SELECT doc FROM docs.instances WHERE db_name = $1 AND instance_id = 'i2'", db)
+    await pool.execute("UPDATE docs.instances SET version = 7, doc = $2 WHERE db_name = $1 AND instance_id = 'i2'",
+                       db, {**doc, "version": 7, "n": 99})
+    await pool.execute("DELETE FROM docs.instances WHERE db_name = $1 AND instance_id = 'i3'", db)
+    es = indices.client(settings)
+    try:
+        await es.index(index=indices.alias(settings.namespace, db, indices.INSTANCES), id="ghost",
+                       document={"instance_id": "ghost", "class_id": "Item"}, version=3, version_type="external",
+                       refresh=True)
+    finally:
+        await es.close()
+    [key] = await archive.keys(f"{db}/Item/i1/")
+    await archive.client.delete_object(Bucket=archive.bucket, Key=key)
+    before = (await report(stack, db))[1]
+    assert len(before["drift"]) == 4
+
+    code, refused = await stack.request("POST", f"/api/v1/admin/reconcile/{db}", user="mallory")
+    assert code == 403 and refused["detail"]["message"]
+    done = await stack.run("POST", f"/api/v1/admin/reconcile/{db}")
+    assert done["status"] == "COMPLETED", done
+    result = done["result"]["result"]
+    assert result["count"] == 4
+    assert {(d["aggregate_id"], d["store"]) for d in result["repaired"]} == {
+        ("i2", "documents"), ("i3", "documents"), ("ghost", "search"), ("i1", "archive")}
+    [event] = [e for e in await pool.fetch("SELECT event_type, data FROM events WHERE command_id = $1::uuid",
+                                           done["command_id"])]
+    assert event["event_type"] == "DATABASE_RECONCILED" and event["data"]["count"] == 4
+
+    after = (await report(stack, db))[1]
+    assert after["drift"] == [], after["drift"]
+    assert after["checksums"]["documents"] == after["checksums"]["events"] == before["checksums"]["events"]
+    code, i2 = await stack.request("GET", f"/api/v1/instances/{db}/Item/i2")
+    assert code == 200 and i2["n"] == 2 and i2["version"] == 1
+
+
+async def test_the_command_line_reports_and_repairs(stack: Stack, pool: Pool) -> None:
+    from tests.test_cli import spice
+
+    db = await populated(stack)
+    code, out = await spice("reconcile", db)
+    assert code == 0 and json.loads(out)["drift"] == []
+    await pool.execute("DELETE FROM docs.instances WHERE db_name = $1 AND instance_id = 'i1'", db)
+    code, out = await spice("reconcile", db, "--repair")
+    assert code == 0
+    assert [(d["aggregate_id"], d["problem"]) for d in json.loads(out)["drift"]] == [("i1", "missing")]
+    for _ in range(150):  # the repair command runs in the worker
+        code, i1 = await stack.request("GET", f"/api/v1/instances/{db}/Item/i1")
+        if code == 200:
+            break
+        await asyncio.sleep(0.2)
+    assert code == 200 and i1["n"] == 1
+    code, _ = await spice("reconcile", "no-such-db")
+    assert code == 1

@@ -5,10 +5,12 @@ from aiohttp import web
 
 from shared.application.reconcile import reconcile
 from shared.domain.access import Role
+from shared.domain.commands import Command, CommandType
 from web.auth import authorize
-from web.context import services
-from web.openapi import READ_ERRORS, Operation, documented
-from web.responses import Reconciliation
+from web.bodies import accepted, idempotency_key
+from web.context import actor, services
+from web.openapi import COMMAND_ERRORS, READ_ERRORS, Operation, documented
+from web.responses import Accepted, Reconciliation
 from web.routes_commands import db_name
 
 routes = web.RouteTableDef()
@@ -24,3 +26,15 @@ async def reconcile_report(request: web.Request) -> web.Response:
     svc = services(request)
     report = await reconcile(name, svc.events, svc.docs, svc.search_index, svc.archive)
     return web.json_response(report.to_api())
+
+
+@routes.post("/api/v1/admin/reconcile/{db_name}")
+@documented(Operation("Repair every drifted object from the event store, as a command whose event records "
+                      "what it repaired", "admin", {202: Accepted}, errors=COMMAND_ERRORS, idempotent_key=True))
+async def reconcile_repair(request: web.Request) -> web.Response:
+    name = db_name(request)
+    await authorize(request, name, Role.ADMIN)
+    command, _ = await services(request).submitter.record(Command(
+        command_type=CommandType.RECONCILE_DATABASE, aggregate_id=name, db_name=name, actor=actor(request),
+        payload={}, idempotency_key=idempotency_key(request)))
+    return accepted(command, f"Reconciliation command accepted for {name!r}", db_name=name)

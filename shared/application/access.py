@@ -17,6 +17,7 @@ REQUIRED: dict[CommandType, Role | None] = {
     CommandType.UPDATE_INSTANCE: Role.WRITER,
     CommandType.DELETE_INSTANCE: Role.WRITER,
     CommandType.BULK_CREATE_INSTANCES: Role.WRITER,
+    CommandType.RECONCILE_DATABASE: Role.ADMIN,
 }
 
 

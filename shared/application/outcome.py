@@ -5,7 +5,7 @@ from typing import Any
 
 from shared.domain.commands import AggregateType, Command, CommandType
 from shared.domain.decide_instances import class_of
-from shared.domain.events import Event
+from shared.domain.events import Event, EventType
 from shared.domain.status import CommandStatus, StatusUpdate
 
 
@@ -30,6 +30,11 @@ def final_status(command: Command, events: list[Event]) -> StatusUpdate:
 
 def _result(command: Command, events: list[Event]) -> dict[str, Any]:
     first = events[0]
+    if first.event_type is EventType.DATABASE_RECONCILED:
+        repaired = first.data.get("repaired", [])
+        return {"message": f"reconciled {command.db_name!r}: {len(repaired)} drift(s) repaired",
+                "db_name": command.db_name, "event_id": str(first.event_id), "count": len(repaired),
+                "repaired": repaired[:100]}
     if command.command_type is CommandType.BULK_CREATE_INSTANCES:
         ids = [e.aggregate_id for e in events]
         return {"message": f"{len(ids)} instances of {class_of(command)!r} created", "class_id": class_of(command),

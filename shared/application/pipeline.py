@@ -4,18 +4,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import TypeVar
 
 from shared.application.apply import apply_events
 from shared.application.archiving import Report, archive_events, needs_archive
 from shared.application.contexts import ContextReader
 from shared.application.outcome import final_status, status_update
-from shared.domain.commands import AggregateType, Command
-from shared.domain.decide import DependencyPending, decide, failure
+from shared.application.reconcile import reconcile, repair
+from shared.domain.commands import AggregateType, Command, CommandType
+from shared.domain.decide import DependencyPending, decide, decide_reconcile, failure
 from shared.domain.decide_instances import decide_instances
-from shared.domain.events import Event
+from shared.domain.events import Event, EventType
 from shared.domain.status import CommandStatus
-from shared.ports import CommandLog, DocumentStore, DuplicateEvent, EventArchive, EventStore, VersionTaken
+from shared.ports import CommandLog, DocumentStore, DuplicateEvent, EventArchive, EventStore, SearchIndex, VersionTaken
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,10 @@ class Pipeline:
     once, the event store's unique constraints decide, and document writes are version-conditional."""
 
     def __init__(self, commands: CommandLog, events: EventStore, docs: DocumentStore, archive: EventArchive,
-                 event_topic: Callable[[Command], str], dependency_wait: float = 30.0) -> None:
+                 event_topic: Callable[[Command], str], dependency_wait: float = 30.0,
+                 search: SearchIndex | None = None) -> None:
         self.commands, self.events, self.docs, self.archive = commands, events, docs, archive
+        self.search = search  # read and repaired by a reconciliation only
         self.event_topic = event_topic
         self.dependency_wait = dependency_wait
         self.contexts = ContextReader(commands, events, docs)
@@ -74,6 +78,11 @@ class Pipeline:
         raise RuntimeError(f"command {command.command_id}: aggregate version kept moving")
 
     async def _decide(self, command: Command, report: Report) -> list[Event]:
+        if command.command_type is CommandType.RECONCILE_DATABASE:
+            # What to repair is found now, from the stores; the event records it and the apply step repairs it.
+            found = await reconcile(command.db_name, self.events, self.docs, self.search, self.archive)
+            exists = await self.docs.database(command.db_name) is not None
+            return [decide_reconcile(command, exists, [asdict(d) for d in found.drift])]
         if command.aggregate_type is AggregateType.INSTANCE:
             return await waiting_for_dependencies(
                 command, lambda: self.contexts.for_instances(command),
@@ -95,15 +104,17 @@ class Pipeline:
         return await self._finish(command, events, report, redelivered=False)
 
     async def _finish(self, command: Command, events: list[Event], report: Report, redelivered: bool) -> Event:
-        if redelivered:
+        if events[0].event_type is EventType.DATABASE_RECONCILED:
+            await repair(events[0], self.events, self.docs, self.search, self.archive)
+        elif redelivered:
             # Re-apply only what is still each aggregate's newest event: an older one must never
             # overwrite what later commands wrote.
             first = events[0]
             last = await self.events.last_versions(first.db_name, first.aggregate_type,
                                                    [e.aggregate_id for e in events])
             events_to_apply = [e for e in events if e.version is not None and e.version == last.get(e.aggregate_id)]
+            await apply_events(self.docs, events_to_apply)
         else:
-            events_to_apply = events
-        await apply_events(self.docs, events_to_apply)
+            await apply_events(self.docs, events)
         await report(final_status(command, events))
         return events[0]

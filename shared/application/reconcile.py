@@ -133,3 +133,26 @@ def _check(kind: str, aggregate_id: str, event: Event | None, doc: tuple[int, di
             and archive_key_of(event) not in archived:
         drift.append(Drift(aggregate_id, kind, "archive", event.version, None, "missing"))
     return [d for d in drift if d is not None]
+
+
+async def repair(event: Event, events: EventStore, docs: DocumentStore, search: SearchIndex | None,
+                 archive: EventArchive) -> None:
+    """Restore what a DATABASE_RECONCILED event lists from the event store: each drifted document as its
+    newest event says, each missing archive object as its event was archived, and the search index (when
+    it drifted) rebuilt from the events. Idempotent: run again after a crash, it writes the same."""
+    db = event.db_name
+    entries = event.data.get("repaired", [])
+    for entry in entries:
+        if entry["store"] == "search":
+            continue
+        history = await events.history(db, KINDS[entry["kind"]], entry["aggregate_id"])
+        newest = history[-1] if history else None
+        if entry["store"] == "documents":
+            if newest is None or newest.version is None:
+                continue  # no event for it in this database: nothing to restore it to
+            await docs.restore(db, entry["kind"], entry["aggregate_id"], newest.version,
+                               None if newest.data.get("deleted") else newest.data)
+        elif entry["store"] == "archive" and newest is not None:
+            await archive.put_once(archive_key_of(newest), json.dumps(newest.to_message()).encode())
+    if search is not None and any(entry["store"] == "search" for entry in entries):
+        await search.rebuild(db)

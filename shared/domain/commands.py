@@ -24,6 +24,7 @@ class CommandType(StrEnum):
     UPDATE_INSTANCE = "UPDATE_INSTANCE"
     DELETE_INSTANCE = "DELETE_INSTANCE"
     BULK_CREATE_INSTANCES = "BULK_CREATE_INSTANCES"
+    RECONCILE_DATABASE = "RECONCILE_DATABASE"  # repair every read model's drift from the event store
 
 
 class AggregateType(StrEnum):
@@ -45,6 +46,7 @@ AGGREGATE_OF: dict[CommandType, AggregateType] = {
     CommandType.DELETE_INSTANCE: AggregateType.INSTANCE,
     # One command, many aggregates: aggregate_id is the class; each instance gets its own event.
     CommandType.BULK_CREATE_INSTANCES: AggregateType.INSTANCE,
+    CommandType.RECONCILE_DATABASE: AggregateType.DATABASE,
 }
 
 # The Kafka topic family ("<channel>-commands", "<channel>-events") each aggregate type travels on.

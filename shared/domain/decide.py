@@ -145,6 +145,13 @@ def decide_grant(command: Command, ctx: Context) -> Event:
     return event_for(command, kind, version, state, now)
 
 
+def decide_reconcile(command: Command, database_exists: bool, drift: list[dict[str, Any]]) -> Event:
+    """The repair of what a reconciliation found (gathered before this decision, from the stores)."""
+    if not database_exists:
+        return failure(command, "not_found", f"database {command.db_name!r} does not exist")
+    return event_for(command, EventType.DATABASE_RECONCILED, None, {"repaired": drift, "count": len(drift)})
+
+
 def decide(command: Command, ctx: Context) -> Event:
     if command.command_type in (CommandType.CREATE_DATABASE, CommandType.DELETE_DATABASE):
         return decide_database(command, ctx)

@@ -25,6 +25,8 @@ class EventType(StrEnum):
     INSTANCE_UPDATED = "INSTANCE_UPDATED"
     INSTANCE_DELETED = "INSTANCE_DELETED"
     COMMAND_FAILED = "COMMAND_FAILED"
+    # What a reconciliation repaired; no version (it changes no aggregate, it restores what the events say).
+    DATABASE_RECONCILED = "DATABASE_RECONCILED"
 
 
 def event_id_for(command_id: uuid.UUID, aggregate_id: str) -> uuid.UUID:

@@ -124,6 +124,26 @@ class PostgresDocumentStore(DocumentStore):
         )
         return doc  # type: ignore[no-any-return]
 
+    async def restore(self, db_name: str, kind: str, aggregate_id: str, version: int, doc: dict[str, Any] | None
+                      ) -> None:
+        # Unconditional on purpose (a drifted row may claim a higher version than the events); a deleted
+        # aggregate becomes the tombstone its delete left.
+        key = "class_id" if kind == "class" else "instance_id"
+        stored = doc if doc is not None else {key: aggregate_id, "deleted": True}
+        if kind == "class":
+            await self.pool.execute(
+                """INSERT INTO docs.classes (db_name, class_id, version, deleted, doc) VALUES ($1, $2, $3, $4, $5)
+                   ON CONFLICT (db_name, class_id) DO UPDATE
+                     SET version = EXCLUDED.version, deleted = EXCLUDED.deleted, doc = EXCLUDED.doc""",
+                db_name, aggregate_id, version, doc is None, stored)
+        else:
+            await self.pool.execute(
+                """INSERT INTO docs.instances (db_name, instance_id, class_id, version, deleted, doc)
+                   VALUES ($1, $2, $3, $4, $5, $6)
+                   ON CONFLICT (db_name, instance_id) DO UPDATE SET class_id = EXCLUDED.class_id,
+                     version = EXCLUDED.version, deleted = EXCLUDED.deleted, doc = EXCLUDED.doc""",
+                db_name, aggregate_id, stored.get("class_id", ""), version, doc is None, stored)
+
     async def versions(self, db_name: str, kind: str) -> AsyncGenerator[tuple[str, int, dict[str, Any]], None]:
         table, key = ("docs.classes", "class_id") if kind == "class" else ("docs.instances", "instance_id")
         async with self.pool.acquire() as conn, conn.transaction(readonly=True):

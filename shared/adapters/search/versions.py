@@ -6,15 +6,20 @@ from typing import Any
 from elasticsearch import AsyncElasticsearch, NotFoundError
 from elasticsearch.helpers import async_scan
 
+from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.adapters.search import indices
+from shared.adapters.search.rebuild import rebuild
 from shared.ports import SearchIndex
 
 KIND_INDEX = {"class": indices.CLASSES, "instance": indices.INSTANCES}
 
 
 class ElasticsearchSearchIndex(SearchIndex):
-    def __init__(self, es: AsyncElasticsearch, namespace: str) -> None:
-        self.es, self.namespace = es, namespace
+    def __init__(self, es: AsyncElasticsearch, namespace: str, events: PostgresEventStore) -> None:
+        self.es, self.namespace, self.events = es, namespace, events
+
+    async def rebuild(self, db_name: str) -> None:
+        await rebuild(self.es, self.events, self.namespace, db_name)
 
     async def versions(self, db_name: str, kind: str) -> dict[str, tuple[int, dict[str, Any]]]:
         found: dict[str, tuple[int, dict[str, Any]]] = {}
