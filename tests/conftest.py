@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from shared.adapters.archive import open_archive
 from shared.adapters.postgres.pool import Pool, create_pool, migrate
 from shared.config import TOPICS, Settings
+from shared.ports import EventArchive
+from tests.cdp import Browser, chromium_binary
 from tests.stack import Stack, test_env
 
 NAMESPACE = f"t{uuid.uuid4().hex[:8]}"
@@ -65,3 +68,25 @@ async def stack(settings: Settings, database: str) -> AsyncIterator[Stack]:
         yield stack
     finally:
         await stack.stop()
+
+
+@pytest.fixture(scope="module")
+async def browser(stack: Stack) -> AsyncIterator[Browser]:
+    """Headless Chromium over the DevTools protocol, for the pages' tests."""
+    binary = chromium_binary()
+    if binary is None:
+        pytest.fail("chromium is not installed: `apt-get install chromium` (./spice.sh installs it)")
+    browser = Browser(binary, int(os.environ.get("SPICE_TEST_CDP_PORT", "0")), stack.worker.logs)
+    try:
+        await browser.start()
+        yield browser
+    finally:
+        await browser.stop()
+
+
+@pytest.fixture
+async def archive(settings: Settings) -> AsyncIterator[EventArchive]:
+    """The archive the stack writes to (S3 on versitygw in the local run)."""
+    store = await open_archive(settings)
+    yield store
+    await store.close()

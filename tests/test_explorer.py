@@ -5,27 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator
 
-import pytest
-
-from tests.cdp import Browser, Page, chromium_binary
+from tests.cdp import Browser, Page
 from tests.stack import ROOT, Stack
 
 SCREENSHOT = ROOT / "docs" / "explorer.png"
 
-
-@pytest.fixture(scope="module")
-async def browser(stack: Stack) -> AsyncIterator[Browser]:
-    binary = chromium_binary()
-    if binary is None:
-        pytest.fail("chromium is not installed: `apt-get install chromium` (./spice.sh installs it)")
-    browser = Browser(binary, int(os.environ.get("SPICE_TEST_CDP_PORT", "0")), stack.worker.logs)
-    try:
-        await browser.start()
-        yield browser
-    finally:
-        await browser.stop()
 
 
 async def ontology(stack: Stack) -> str:

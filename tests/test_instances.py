@@ -4,13 +4,10 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.adapters.archive import open_archive
 from shared.adapters.postgres.pool import Pool
 from shared.config import MAX_MESSAGE_BYTES, Settings
 from shared.ports import EventArchive
@@ -25,13 +22,6 @@ PERSON = {"id": "Person", "parent_class": "Agent",
                          {"name": "email", "type": "string", "constraints": {"pattern": "[^@]+@[^@]+"}},
                          {"name": "born", "type": "date"},
                          {"name": "employer", "type": "link", "target": "Company"}]}
-
-
-@pytest.fixture(scope="module")
-async def archive(settings: Settings) -> AsyncIterator[EventArchive]:
-    store = await open_archive(settings)
-    yield store
-    await store.close()
 
 
 async def ontology(stack: Stack) -> str:

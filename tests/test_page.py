@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cdp import Browser, Page, chromium_binary
+from tests.cdp import Browser, Page
 from tests.stack import ROOT, Stack
 
 # Counts what the page's WebSockets receive, so the test can tell a live push from a poll.
@@ -26,19 +26,6 @@ window.WebSocket = class extends NativeWebSocket {
 """
 SCREENSHOT = ROOT / "docs" / "page.png"
 
-
-@pytest.fixture(scope="module")
-async def browser(stack: Stack) -> AsyncIterator[Browser]:
-    binary = chromium_binary()
-    if binary is None:
-        pytest.fail("chromium is not installed: `apt-get install chromium` (./spice.sh installs it)")
-    logs = stack.worker.logs
-    browser = Browser(binary, int(os.environ.get("SPICE_TEST_CDP_PORT", "0")), logs)
-    try:
-        await browser.start()
-        yield browser
-    finally:
-        await browser.stop()
 
 
 @pytest.fixture

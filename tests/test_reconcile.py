@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
-from shared.adapters.archive import open_archive
 from shared.adapters.archive.s3 import S3EventArchive
 from shared.adapters.postgres.pool import Pool
 from shared.adapters.search import indices
 from shared.config import Settings
 from tests.stack import Stack
-
-
-@pytest.fixture
-async def archive(settings: Settings) -> AsyncIterator[Any]:
-    store = await open_archive(settings)
-    yield store
-    await store.close()
 
 
 async def report(stack: Stack, db: str, user: str = "alice") -> tuple[int, dict[str, Any]]:
@@ -45,6 +34,25 @@ async def populated(stack: Stack) -> str:
     raise AssertionError(f"the search index did not catch up: {body}")
 
 
+async def tamper(db: str, pool: Pool, settings: Settings, archive: Any) -> None:
+    """Behind the system's back (test-only writes): a document claiming a later version, a lost document, a
+    stray search document, a removed archive object."""
+    doc = await pool.fetchval("SELECT doc FROM docs.instances WHERE db_name = $1 AND instance_id = 'i2'", db)
+    await pool.execute("UPDATE docs.instances SET version = 7, doc = $2 WHERE db_name = $1 AND instance_id = 'i2'",
+                       db, {**doc, "version": 7, "n": 99})
+    await pool.execute("DELETE FROM docs.instances WHERE db_name = $1 AND instance_id = 'i3'", db)
+    es = indices.client(settings)
+    try:
+        await es.index(index=indices.alias(settings.namespace, db, indices.INSTANCES), id="ghost",
+                       document={"instance_id": "ghost", "class_id": "Item"}, version=3, version_type="external",
+                       refresh=True)
+    finally:
+        await es.close()
+    [key] = await archive.keys(f"{db}/Item/i1/")
+    assert isinstance(archive, S3EventArchive)
+    await archive.client.delete_object(Bucket=archive.bucket, Key=key)
+
+
 async def test_nothing_drifted_and_the_checksums_agree(stack: Stack) -> None:
     db = await populated(stack)
     code, body = await report(stack, db)
@@ -60,22 +68,7 @@ async def test_nothing_drifted_and_the_checksums_agree(stack: Stack) -> None:
 async def test_tampering_is_reported_with_its_store_and_versions(stack: Stack, pool: Pool, settings: Settings,
                                                                  archive: Any) -> None:
     db = await populated(stack)
-    # Behind the system's back (test-only writes): an older document, a lost one, a stray search document,
-    # a removed archive object.
-    doc = await pool.fetchval("SELECT doc FROM docs.instances WHERE db_name = $1 AND instance_id = 'i2'", db)
-    await pool.execute("UPDATE docs.instances SET version = 7, doc = $2 WHERE db_name = $1 AND instance_id = 'i2'",
-                       db, {**doc, "version": 7, "n": 99})
-    await pool.execute("DELETE FROM docs.instances WHERE db_name = $1 AND instance_id = 'i3'", db)
-    es = indices.client(settings)
-    try:
-        await es.index(index=indices.alias(settings.namespace, db, indices.INSTANCES), id="ghost",
-                       document={"instance_id": "ghost", "class_id": "Item"}, version=3, version_type="external",
-                       refresh=True)
-    finally:
-        await es.close()
-    [key] = [k for k in await archive.keys(f"{db}/Item/i1/")]
-    assert isinstance(archive, S3EventArchive)
-    await archive.client.delete_object(Bucket=archive.bucket, Key=key)
+    await tamper(db, pool, settings, archive)
 
     code, body = await report(stack, db)
     assert code == 200, body
@@ -94,19 +87,7 @@ async def test_tampering_is_reported_with_its_store_and_versions(stack: Stack, p
 async def test_the_repair_command_restores_every_store_and_records_what_it_repaired(
         stack: Stack, pool: Pool, settings: Settings, archive: Any) -> None:
     db = await populated(stack)
-    doc = await pool.fetchval("SELECT doc FROM docs.instances WHERE db_name = $1 AND instance_id = 'i2'", db)
-    await pool.execute("UPDATE docs.instances SET version = 7, doc = $2 WHERE db_name = $1 AND instance_id = 'i2'",
-                       db, {**doc, "version": 7, "n": 99})
-    await pool.execute("DELETE FROM docs.instances WHERE db_name = $1 AND instance_id = 'i3'", db)
-    es = indices.client(settings)
-    try:
-        await es.index(index=indices.alias(settings.namespace, db, indices.INSTANCES), id="ghost",
-                       document={"instance_id": "ghost", "class_id": "Item"}, version=3, version_type="external",
-                       refresh=True)
-    finally:
-        await es.close()
-    [key] = await archive.keys(f"{db}/Item/i1/")
-    await archive.client.delete_object(Bucket=archive.bucket, Key=key)
+    await tamper(db, pool, settings, archive)
     before = (await report(stack, db))[1]
     assert len(before["drift"]) == 4
 

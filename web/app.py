@@ -20,6 +20,7 @@ from web import (
     routes_reads,
     routes_search,
     routes_trace,
+    serve,
     ws,
 )
 from web.auth import auth_middleware
@@ -69,5 +70,4 @@ def create_app(settings: Settings) -> web.Application:
 
 
 def run(settings: Settings) -> None:
-    web.run_app(create_app(settings), host=settings.web_host, port=settings.web_port, print=None,
-                access_log=None)
+    serve.run(settings, create_app(settings))
