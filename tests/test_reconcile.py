@@ -26,9 +26,13 @@ async def populated(stack: Stack) -> str:
                                {"data": {"instance_id": f"i{i}", "n": i}})
         assert done["status"] == "COMPLETED", done
     assert (await stack.run("DELETE", f"/api/v1/instances/{db}/async/Item/i4/delete"))["status"] == "COMPLETED"
-    for _ in range(150):  # until the search index has caught up with every event
+    # Until the projection has committed every event (an instance created and deleted before the projector
+    # saw either looks consistent too, until it sees them), and nothing drifts.
+    for _ in range(300):
+        async with stack.client.get(f"{stack.settings.worker_url}/projection/lag", headers=stack.internal()) as resp:
+            lag = (await resp.json()).get("lag") if resp.status == 200 else None
         code, body = await report(stack, db)
-        if code == 200 and not body["drift"]:
+        if lag == 0 and code == 200 and not body["drift"]:
             return db
         await asyncio.sleep(0.2)
     raise AssertionError(f"the search index did not catch up: {body}")
