@@ -65,7 +65,8 @@ class Stores:
     def pipeline(self) -> Pipeline:
         assert self.archive is not None, "open the stores with Needs(archive=True)"
         return Pipeline(self.commands, self.events, self.docs, self.archive, self.event_topic,
-                        dependency_wait=self.settings.dependency_wait_seconds, search=self.search_index())
+                        dependency_wait=self.settings.dependency_wait_seconds, search=self.search_index(),
+                        command_topic=self.command_topic, admin_user=self.settings.admin_user)
 
     async def close(self) -> None:
         await self._closing.aclose()

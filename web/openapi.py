@@ -28,6 +28,7 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "class_id": {"type": "string", "pattern": IDENTIFIER.pattern},
     "instance_id": {"type": "string", "pattern": INSTANCE_ID.pattern},
     "command_id": {"type": "string", "format": "uuid"},
+    "replay_id": {"type": "string", "format": "uuid"},
     "filename": {"type": "string"},
 }
 ERROR_TEXT = {400: "malformed request", 401: "no or bad bearer token", 403: "the caller lacks the role",

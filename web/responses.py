@@ -145,3 +145,20 @@ class Reconciliation(BaseModel):
     checked: int
     drift: list[DriftEntry]
     checksums: dict[str, str]
+
+
+class ReplayAccepted(Open):
+    replay_id: UUID
+    status: Literal["AWAITING_APPROVAL", "APPROVED", "REJECTED"]
+    command_id: UUID
+
+
+class ReplayView(Open):
+    replay_id: UUID
+    db_name: str
+    targets: list[str]
+    status: Literal["AWAITING_APPROVAL", "APPROVED", "RUNNING", "COMPLETED", "FAILED", "REJECTED"]
+    requested_by: str
+    approved_by: str | None
+    command_id: str | None
+    result: dict[str, Any]

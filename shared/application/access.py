@@ -18,6 +18,10 @@ REQUIRED: dict[CommandType, Role | None] = {
     CommandType.DELETE_INSTANCE: Role.WRITER,
     CommandType.BULK_CREATE_INSTANCES: Role.WRITER,
     CommandType.RECONCILE_DATABASE: Role.ADMIN,
+    CommandType.REQUEST_REPLAY: Role.ADMIN,
+    CommandType.APPROVE_REPLAY: Role.ADMIN,
+    CommandType.REJECT_REPLAY: Role.ADMIN,
+    CommandType.COMPLETE_REPLAY: Role.ADMIN,
 }
 
 

@@ -46,8 +46,8 @@ async def apply_events(docs: DocumentStore, events: list[Event]) -> None:
 
 async def is_applied(docs: DocumentStore, event: Event) -> bool:
     """Whether the document store already shows the event's effect (a COMMAND_FAILED has none)."""
-    if event.event_type is EventType.DATABASE_RECONCILED:
-        return False  # its repairs run after the append and show nowhere one could check: the worker says
+    if event.event_type in (EventType.DATABASE_RECONCILED, EventType.REPLAY_APPROVED):
+        return False  # what follows its append (a repair, a rebuild) shows nowhere one could check: the worker says
     if event.version is None:
         return True
     match event.event_type:

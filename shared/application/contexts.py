@@ -1,6 +1,7 @@
 """Reading what a decision needs, per kind of command: only the aggregate and what it refers to."""
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,6 +17,7 @@ from shared.domain.decide_instances import (
     items_of,
     linked_ids,
 )
+from shared.domain.events import Event
 from shared.domain.ontology import OntologyClass
 from shared.ports import CommandLog, DocumentStore, EventStore
 
@@ -62,6 +64,17 @@ class ContextReader:
             pending_creates=frozenset(pending),
             dependents=dependents,
         )
+
+    async def for_replay(self, command: Command) -> tuple[Command | None, list[Event]]:
+        """The replay's request (its id is the request command's) and the replay's events so far."""
+        try:
+            request = await self.commands.get(uuid.UUID(command.aggregate_id))
+        except ValueError:
+            request = None
+        if command.command_type is CommandType.REQUEST_REPLAY:
+            request = command
+        history = await self.events.history(command.db_name, AggregateType.REPLAY, command.aggregate_id)
+        return request, history
 
     async def for_instances(self, command: Command) -> InstanceContext:
         """An instance command: the database's classes, the instances it names (the current document for

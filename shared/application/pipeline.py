@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import TypeVar
@@ -12,12 +13,23 @@ from shared.application.archiving import Report, archive_events, needs_archive
 from shared.application.contexts import ContextReader
 from shared.application.outcome import final_status, status_update
 from shared.application.reconcile import reconcile, repair
+from shared.application.replay import run_replay
 from shared.domain.commands import AggregateType, Command, CommandType
 from shared.domain.decide import DependencyPending, decide, decide_reconcile, failure
 from shared.domain.decide_instances import decide_instances
 from shared.domain.events import Event, EventType
+from shared.domain.replays import decide_replay
 from shared.domain.status import CommandStatus
-from shared.ports import CommandLog, DocumentStore, DuplicateEvent, EventArchive, EventStore, SearchIndex, VersionTaken
+from shared.ports import (
+    CommandLog,
+    DocumentStore,
+    DuplicateEvent,
+    EventArchive,
+    EventStore,
+    RepairUnsupported,
+    SearchIndex,
+    VersionTaken,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +65,12 @@ class Pipeline:
 
     def __init__(self, commands: CommandLog, events: EventStore, docs: DocumentStore, archive: EventArchive,
                  event_topic: Callable[[Command], str], dependency_wait: float = 30.0,
-                 search: SearchIndex | None = None) -> None:
+                 search: SearchIndex | None = None, command_topic: Callable[[Command], str] | None = None,
+                 admin_user: str = "admin") -> None:
         self.commands, self.events, self.docs, self.archive = commands, events, docs, archive
-        self.search = search  # read and repaired by a reconciliation only
+        # For the operator commands: the search index a reconciliation repairs and a replay rebuilds, where
+        # a replay's completion command goes, and the administrator who may approve any replay.
+        self.search, self.command_topic, self.admin_user = search, command_topic, admin_user
         self.event_topic = event_topic
         self.dependency_wait = dependency_wait
         self.contexts = ContextReader(commands, events, docs)
@@ -83,6 +98,9 @@ class Pipeline:
             found = await reconcile(command.db_name, self.events, self.docs, self.search, self.archive)
             exists = await self.docs.database(command.db_name) is not None
             return [decide_reconcile(command, exists, [asdict(d) for d in found.drift])]
+        if command.aggregate_type is AggregateType.REPLAY:
+            request, history = await self.contexts.for_replay(command)
+            return [decide_replay(command, request, history, self.admin_user)]
         if command.aggregate_type is AggregateType.INSTANCE:
             return await waiting_for_dependencies(
                 command, lambda: self.contexts.for_instances(command),
@@ -104,6 +122,8 @@ class Pipeline:
         return await self._finish(command, events, report, redelivered=False)
 
     async def _finish(self, command: Command, events: list[Event], report: Report, redelivered: bool) -> Event:
+        if events[0].event_type is EventType.REPLAY_APPROVED:
+            return await self._replay(command, events[0], report)
         if events[0].event_type is EventType.DATABASE_RECONCILED:
             await repair(events[0], self.events, self.docs, self.search, self.archive)
         elif redelivered:
@@ -118,3 +138,31 @@ class Pipeline:
             await apply_events(self.docs, events)
         await report(final_status(command, events))
         return events[0]
+
+    async def _replay(self, command: Command, approval: Event, report: Report) -> Event:
+        """The approved rebuild, run as the approval command (its progress on the status API), then its
+        completion recorded as a command of its own: one command's event per aggregate, and REPLAY_COMPLETED
+        is the replay's next. A redelivered approval whose completion is stored rebuilds nothing again."""
+        history = await self.events.history(command.db_name, AggregateType.REPLAY, command.aggregate_id)
+        ended = [e for e in history if e.event_type in (EventType.REPLAY_COMPLETED, EventType.REPLAY_FAILED)]
+        if ended:
+            result, error = ended[0].data.get("result", {}), ended[0].data.get("error")
+        else:
+            try:
+                result, error = await run_replay(command, list(approval.data.get("targets", [])), self.events,
+                                                 self.docs, self.search, self.archive, report), None
+            except RepairUnsupported as exc:
+                result, error = {}, str(exc)
+            assert self.command_topic is not None, "a pipeline that runs replays knows the command topics"
+            completion = Command(
+                command_id=uuid.uuid5(approval.command_id, "replay completed"),  # the same on a redelivery
+                command_type=CommandType.COMPLETE_REPLAY, aggregate_id=command.aggregate_id,
+                db_name=command.db_name, actor=command.actor, payload={"result": result, "error": error})
+            await self.commands.record(completion, self.command_topic(completion))
+        if error:
+            await report(status_update(command, CommandStatus.FAILED, error,
+                                       error={"code": "replay_failed", "message": error}))
+        else:
+            await report(status_update(command, CommandStatus.COMPLETED, "Replay completed",
+                                       result={"replay_id": command.aggregate_id, **result}))
+        return approval

@@ -25,6 +25,12 @@ class CommandType(StrEnum):
     DELETE_INSTANCE = "DELETE_INSTANCE"
     BULK_CREATE_INSTANCES = "BULK_CREATE_INSTANCES"
     RECONCILE_DATABASE = "RECONCILE_DATABASE"  # repair every read model's drift from the event store
+    # A replay (aggregate_id: the request's command id) is requested by one admin, approved or rejected by
+    # another; the worker records its completion as a command of its own once the rebuild is done.
+    REQUEST_REPLAY = "REQUEST_REPLAY"
+    APPROVE_REPLAY = "APPROVE_REPLAY"
+    REJECT_REPLAY = "REJECT_REPLAY"
+    COMPLETE_REPLAY = "COMPLETE_REPLAY"
 
 
 class AggregateType(StrEnum):
@@ -32,6 +38,7 @@ class AggregateType(StrEnum):
     ONTOLOGY_CLASS = "ontology_class"
     GRANT = "grant"  # one per (database, user): the user's role there
     INSTANCE = "instance"  # aggregate_id = instance_id, unique within its database
+    REPLAY = "replay"  # aggregate_id = the REQUEST_REPLAY command's id
 
 
 AGGREGATE_OF: dict[CommandType, AggregateType] = {
@@ -47,6 +54,10 @@ AGGREGATE_OF: dict[CommandType, AggregateType] = {
     # One command, many aggregates: aggregate_id is the class; each instance gets its own event.
     CommandType.BULK_CREATE_INSTANCES: AggregateType.INSTANCE,
     CommandType.RECONCILE_DATABASE: AggregateType.DATABASE,
+    CommandType.REQUEST_REPLAY: AggregateType.REPLAY,
+    CommandType.APPROVE_REPLAY: AggregateType.REPLAY,
+    CommandType.REJECT_REPLAY: AggregateType.REPLAY,
+    CommandType.COMPLETE_REPLAY: AggregateType.REPLAY,
 }
 
 # The Kafka topic family ("<channel>-commands", "<channel>-events") each aggregate type travels on.
@@ -55,6 +66,7 @@ CHANNEL_OF: dict[AggregateType, str] = {
     AggregateType.ONTOLOGY_CLASS: "ontology",
     AggregateType.GRANT: "database",
     AggregateType.INSTANCE: "instance",
+    AggregateType.REPLAY: "database",
 }
 
 

@@ -27,6 +27,11 @@ class EventType(StrEnum):
     COMMAND_FAILED = "COMMAND_FAILED"
     # What a reconciliation repaired; no version (it changes no aggregate, it restores what the events say).
     DATABASE_RECONCILED = "DATABASE_RECONCILED"
+    REPLAY_REQUESTED = "REPLAY_REQUESTED"
+    REPLAY_APPROVED = "REPLAY_APPROVED"
+    REPLAY_REJECTED = "REPLAY_REJECTED"
+    REPLAY_COMPLETED = "REPLAY_COMPLETED"
+    REPLAY_FAILED = "REPLAY_FAILED"
 
 
 def event_id_for(command_id: uuid.UUID, aggregate_id: str) -> uuid.UUID:
