@@ -13,7 +13,7 @@ import urllib.request
 import uuid
 from typing import TYPE_CHECKING
 
-from shared import logs, processes
+from shared import logs, processes, replay_cli
 from shared.adapters.search import commands as search_commands
 from shared.config import TOPICS, Settings, load
 
@@ -421,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     again.set_defaults(func=cmd_dead_letters)
     sub.add_parser("schema", help="print the JSON Schema of command messages").set_defaults(func=cmd_schema)
     search_commands.add_parser(sub)
+    replay_cli.add_parser(sub)
     check = sub.add_parser("reconcile", help="compare a database's read models with its event store")
     check.add_argument("db")
     check.add_argument("--repair", action="store_true", help="record the repair command when anything drifted")

@@ -3,6 +3,7 @@ the bootstrap administrator), rebuilt from the event store as the approval comma
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from shared.adapters.postgres.pool import Pool
@@ -95,3 +96,21 @@ async def test_rejected_and_the_bootstrap_administrator(stack: Stack) -> None:
     assert (await stack.request("POST", "/api/v1/admin/replays", {"db_name": db, "targets": ["search"],
                                                                    "reason": "x"}, user="mallory"))[0] == 403
     assert (await stack.request("GET", "/api/v1/admin/replays/00000000-0000-0000-0000-000000000000"))[0] == 404
+
+
+async def test_the_command_line_requests_approves_and_follows(stack: Stack) -> None:
+    from tests.test_cli import spice
+
+    db = await database_with_bob_as_second_admin(stack)
+    code, out = await spice("replay", "--as", "alice", "request", db, "--targets", "documents", "--reason", "cli")
+    assert code == 0, out
+    replay_id = json.loads(out)["replay_id"]
+    code, out = await spice("replay", "--as", "alice", "approve", replay_id)
+    assert code == 1 and "different admin" in out
+    code, out = await spice("replay", "--as", "bob", "approve", replay_id)
+    assert code == 0, out
+    assert '"COMPLETED"' in out and '"checksum"' in out
+    state = await replay_state(stack, replay_id, "COMPLETED")
+    assert state["targets"] == ["documents"]
+    code, out = await spice("replay", "status", replay_id)
+    assert code == 0 and json.loads(out)["status"] == "COMPLETED"
