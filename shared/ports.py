@@ -106,6 +106,10 @@ class EventStore(ABC):
         """Events in position order after `after_position`."""
 
 
+# (aggregate id, version, document or None for deleted): what DocumentStore.restore writes.
+Restored = tuple[str, int, dict[str, Any] | None]
+
+
 class DocumentStore(ABC):
     """Current state of databases, classes, grants and instances. Every write is conditional on the version, so a
     replayed or redelivered older write never overwrites a newer one."""
@@ -193,11 +197,10 @@ class DocumentStore(ABC):
         for instance_id in sorted(found):
             yield instance_id, int(found[instance_id]["version"]), found[instance_id]
 
-    async def restore(self, db_name: str, kind: str, aggregate_id: str, version: int, doc: dict[str, Any] | None
-                      ) -> None:
-        """Put a class or instance back as its newest event says (None: deleted at `version`), whatever the
-        store holds now: the reconciliation's repair, the one unconditional write. A store that cannot
-        answers RepairUnsupported."""
+    async def restore(self, db_name: str, kind: str, items: list[Restored]) -> None:
+        """Put classes or instances back as their newest events say ((id, version, document); None: deleted at
+        that version), whatever the store holds now: the repair and the replay, the one unconditional write.
+        A store that cannot answers RepairUnsupported."""
         raise RepairUnsupported(f"{type(self).__name__} cannot restore documents in place")
 
     async def close(self) -> None:  # noqa: B027 - optional hook

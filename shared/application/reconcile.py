@@ -150,8 +150,8 @@ async def repair(event: Event, events: EventStore, docs: DocumentStore, search: 
         if entry["store"] == "documents":
             if newest is None or newest.version is None:
                 continue  # no event for it in this database: nothing to restore it to
-            await docs.restore(db, entry["kind"], entry["aggregate_id"], newest.version,
-                               None if newest.data.get("deleted") else newest.data)
+            await docs.restore(db, entry["kind"], [(entry["aggregate_id"], newest.version,
+                                                    None if newest.data.get("deleted") else newest.data)])
         elif entry["store"] == "archive" and newest is not None:
             await archive.put_once(archive_key_of(newest), json.dumps(newest.to_message()).encode())
     if search is not None and any(entry["store"] == "search" for entry in entries):

@@ -9,9 +9,9 @@ from shared.application.outcome import status_update
 from shared.application.reconcile import KINDS, reconcile
 from shared.domain.commands import AggregateType, Command
 from shared.domain.status import CommandStatus
-from shared.ports import DocumentStore, EventArchive, EventStore, SearchIndex
+from shared.ports import DocumentStore, EventArchive, EventStore, Restored, SearchIndex
 
-PROGRESS_EVERY = 500  # objects between two progress reports
+BATCH = 1000  # objects restored in one statement, and between two progress reports
 
 
 async def run_replay(command: Command, targets: list[str], events: EventStore, docs: DocumentStore,
@@ -32,19 +32,23 @@ async def run_replay(command: Command, targets: list[str], events: EventStore, d
                 read += 1
                 await apply_event(docs, event)
         for kind, aggregate_type in KINDS.items():
+            batch: list[Restored] = []
             async for event in events.latest(db, aggregate_type):
                 read += 1
                 if event.version is None:
                     continue
-                await docs.restore(db, kind, event.aggregate_id, event.version,
-                                   None if event.data.get("deleted") else event.data)
-                restored += 1
-                if restored % PROGRESS_EVERY == 0:
-                    await progress(min(60, 10 + restored // PROGRESS_EVERY), f"{restored} objects restored")
+                batch.append((event.aggregate_id, event.version, None if event.data.get("deleted") else event.data))
+                if len(batch) == BATCH:
+                    await docs.restore(db, kind, batch)
+                    restored += len(batch)
+                    batch = []
+                    await progress(min(60, 10 + restored // BATCH), f"{restored} objects restored")
+            await docs.restore(db, kind, batch)
+            restored += len(batch)
         stray = await reconcile(db, events, docs, None, None)
         for drift in stray.drift:  # documents no event stands for (only these are left after the pass above)
             if drift.found_version is not None:
-                await docs.restore(db, drift.kind, drift.aggregate_id, drift.found_version, None)
+                await docs.restore(db, drift.kind, [(drift.aggregate_id, drift.found_version, None)])
         await progress(70, f"documents rebuilt: {restored} objects from {read} events")
     if "search" in targets and search is not None:
         await search.rebuild(db)

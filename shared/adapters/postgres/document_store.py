@@ -5,7 +5,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from shared.adapters.postgres.pool import Pool
-from shared.ports import DocumentStore
+from shared.ports import DocumentStore, Restored
 
 
 class PostgresDocumentStore(DocumentStore):
@@ -124,25 +124,26 @@ class PostgresDocumentStore(DocumentStore):
         )
         return doc  # type: ignore[no-any-return]
 
-    async def restore(self, db_name: str, kind: str, aggregate_id: str, version: int, doc: dict[str, Any] | None
-                      ) -> None:
+    async def restore(self, db_name: str, kind: str, items: list[Restored]) -> None:
         # Unconditional on purpose (a drifted row may claim a higher version than the events); a deleted
-        # aggregate becomes the tombstone its delete left.
+        # aggregate becomes the tombstone its delete left. One statement per batch.
         key = "class_id" if kind == "class" else "instance_id"
-        stored = doc if doc is not None else {key: aggregate_id, "deleted": True}
+        rows = [(db_name, aggregate_id, version, doc is None, doc if doc is not None else {key: aggregate_id,
+                                                                                       "deleted": True})
+                for aggregate_id, version, doc in items]
+        if not rows:
+            return
         if kind == "class":
-            await self.pool.execute(
+            await self.pool.executemany(
                 """INSERT INTO docs.classes (db_name, class_id, version, deleted, doc) VALUES ($1, $2, $3, $4, $5)
                    ON CONFLICT (db_name, class_id) DO UPDATE
-                     SET version = EXCLUDED.version, deleted = EXCLUDED.deleted, doc = EXCLUDED.doc""",
-                db_name, aggregate_id, version, doc is None, stored)
+                     SET version = EXCLUDED.version, deleted = EXCLUDED.deleted, doc = EXCLUDED.doc""", rows)
         else:
-            await self.pool.execute(
+            await self.pool.executemany(
                 """INSERT INTO docs.instances (db_name, instance_id, class_id, version, deleted, doc)
-                   VALUES ($1, $2, $3, $4, $5, $6)
+                   VALUES ($1, $2, coalesce($5::jsonb->>'class_id', ''), $3, $4, $5::jsonb)
                    ON CONFLICT (db_name, instance_id) DO UPDATE SET class_id = EXCLUDED.class_id,
-                     version = EXCLUDED.version, deleted = EXCLUDED.deleted, doc = EXCLUDED.doc""",
-                db_name, aggregate_id, stored.get("class_id", ""), version, doc is None, stored)
+                     version = EXCLUDED.version, deleted = EXCLUDED.deleted, doc = EXCLUDED.doc""", rows)
 
     async def versions(self, db_name: str, kind: str) -> AsyncGenerator[tuple[str, int, dict[str, Any]], None]:
         table, key = ("docs.classes", "class_id") if kind == "class" else ("docs.instances", "instance_id")
