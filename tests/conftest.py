@@ -14,7 +14,7 @@ from shared.adapters.postgres.pool import Pool, create_pool, migrate
 from shared.config import TOPICS, Settings
 from shared.ports import EventArchive
 from tests.cdp import Browser, chromium_binary
-from tests.stack import Stack, test_env
+from tests.stack import Stack, drop_search_indices, test_env
 
 NAMESPACE = f"t{uuid.uuid4().hex[:8]}"
 ENV = test_env(NAMESPACE)
@@ -36,20 +36,6 @@ async def database(settings: Settings) -> AsyncIterator[str]:
     yield settings.pg_dsn
     await drop_search_indices(settings)
 
-
-async def drop_search_indices(settings: Settings) -> None:
-    """The session's Elasticsearch indices (the worker projects every test database): leave none behind
-    on the shared node, which refuses new indices at about 1,000 shards."""
-    from shared.adapters.search import indices
-    from shared.stack import elasticsearch
-
-    if not elasticsearch.is_running(settings):
-        return
-    client = indices.client(settings)
-    try:
-        await indices.drop_namespace(client, settings.namespace)
-    finally:
-        await client.close()
 
 
 @pytest.fixture(scope="session")

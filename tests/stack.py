@@ -202,3 +202,18 @@ async def record_only(pool: Any, command: Any) -> None:
         " payload, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         command.command_id, command.command_type.value, command.aggregate_type.value, command.aggregate_id,
         command.db_name, command.actor, command.payload, command.created_at)
+
+
+async def drop_search_indices(settings: Settings) -> None:
+    """The session's Elasticsearch indices (the worker projects every test database): leave none behind
+    on the shared node, which refuses new indices at about 1,000 shards."""
+    from shared.adapters.search import indices
+    from shared.stack import elasticsearch
+
+    if not elasticsearch.is_running(settings):
+        return
+    client = indices.client(settings)
+    try:
+        await indices.drop_namespace(client, settings.namespace)
+    finally:
+        await client.close()

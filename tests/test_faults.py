@@ -26,7 +26,7 @@ from shared.config import TOPICS, Settings
 from shared.dead_letters import DeadLetter, read_all
 from shared.domain.commands import Command, CommandType
 from shared.stack import kafka, postgres, redis
-from tests.stack import ROOT, Process, Stack, free_ports
+from tests.stack import ROOT, Process, Stack, drop_search_indices, free_ports
 from tests.stack import test_env as env_for  # aliased: pytest would collect a test_* name
 
 # Ports of this module's own services: the shared ones (55432/56379/59092) are never touched here.
@@ -94,6 +94,7 @@ async def faults() -> AsyncIterator[Faults]:
     finally:
         for service in services:
             await asyncio.to_thread(service.stop, settings)
+        await drop_search_indices(settings)  # Elasticsearch is the shared one: leave no shards behind
         shutil.rmtree(ROOT / f"{namespace}-worker-data", ignore_errors=True)
         if not os.environ.get("SPICE_FAULTS_KEEP"):
             shutil.rmtree(home, ignore_errors=True)

@@ -20,7 +20,7 @@ async def test_an_instance_update_is_traced_to_its_archive_and_search_versions(s
     update = await stack.run("PUT", f"/api/v1/instances/{db}/async/Note/n1/update", {"data": {"text": "b"}})
     assert update["status"] == "COMPLETED"
     body: dict[str, Any] = {}
-    for _ in range(150):  # the search index follows the event topics
+    for _ in range(600):  # the search index follows the event topics (behind a loaded suite, by many seconds)
         code, body = await _trace(stack, update["command_id"])
         assert code == 200, body
         if body["objects"][0]["search_version"] == 2:

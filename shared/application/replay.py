@@ -18,7 +18,7 @@ async def run_replay(command: Command, targets: list[str], events: EventStore, d
                      search: SearchIndex | None, archive: EventArchive, report: Report) -> dict[str, Any]:
     """Documents: every aggregate put back as its newest event says (the database and its grants through the
     version-conditional writes, classes and instances unconditionally), then what the events do not know
-    removed. Each write replaces one row, so reads keep answering throughout. Search: fresh indices built
+    removed. Each statement replaces at most 1,000 rows, so reads keep answering throughout. Search: fresh indices built
     from the events and swapped in at the end. Returns {"events", "objects", "checksum"}."""
     db = command.db_name
     read = restored = 0
