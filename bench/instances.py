@@ -98,18 +98,24 @@ async def archive_baseline(n: int) -> float:
     return n / elapsed
 
 
+async def item_database(http: aiohttp.ClientSession, base: str) -> str:
+    """A new database with one class, Item {title (required), n (integer ≥ 0)}, both created and COMPLETED."""
+    db = f"bench-{uuid.uuid4().hex[:8]}"
+    async with http.post(f"{base}/api/v1/database/create", json={"name": db}) as resp:
+        await wait_final(http, base, (await resp.json())["command_id"])
+    cls = {"id": "Item", "properties": [{"name": "title", "type": "string", "required": True},
+                                        {"name": "n", "type": "integer", "constraints": {"min": 0}}]}
+    async with http.post(f"{base}/api/v1/ontology/{db}/async/create", json=cls) as resp:
+        await wait_final(http, base, (await resp.json())["command_id"])
+    return db
+
+
 async def main(bulk_n: int, single_n: int, concurrency: int, as_json: bool = False) -> None:
     settings = load()
     base = f"http://{settings.web_host}:{settings.web_port}"
     token = (settings.home / "admin.token").read_text().strip()
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
-        db = f"bench-{uuid.uuid4().hex[:8]}"
-        async with http.post(f"{base}/api/v1/database/create", json={"name": db}) as resp:
-            await wait_final(http, base, (await resp.json())["command_id"])
-        cls = {"id": "Item", "properties": [{"name": "title", "type": "string", "required": True},
-                                            {"name": "n", "type": "integer", "constraints": {"min": 0}}]}
-        async with http.post(f"{base}/api/v1/ontology/{db}/async/create", json=cls) as resp:
-            await wait_final(http, base, (await resp.json())["command_id"])
+        db = await item_database(http, base)
 
         items = [{"title": f"item {i}", "n": i} for i in range(bulk_n)]
         t0 = time.perf_counter()

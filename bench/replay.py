@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from elasticsearch.helpers import async_bulk
 
-from bench.instances import wait_final
+from bench.instances import item_database, wait_final
 from shared.adapters.search import indices
 from shared.application.reconcile import reconcile
 from shared.application.replay import run_replay
@@ -37,12 +37,7 @@ async def make_database(n: int) -> str:
     base = f"http://{settings.web_host}:{settings.web_port}"
     token = (settings.home / "admin.token").read_text().strip()
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
-        db = f"bench-{uuid.uuid4().hex[:8]}"
-        async with http.post(f"{base}/api/v1/database/create", json={"name": db}) as resp:
-            await wait_final(http, base, (await resp.json())["command_id"])
-        cls = {"id": "Item", "properties": [{"name": "title", "type": "string"}, {"name": "n", "type": "integer"}]}
-        async with http.post(f"{base}/api/v1/ontology/{db}/async/create", json=cls) as resp:
-            await wait_final(http, base, (await resp.json())["command_id"])
+        db = await item_database(http, base)
         for start in range(0, n, BULK):
             items = [{"instance_id": f"i{i:07d}", "title": f"item {i}", "n": i}
                      for i in range(start, min(n, start + BULK))]
