@@ -174,6 +174,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
     from shared.adapters.outbox_relay import OutboxRelay
+    from shared.relay_checks import periodically
     from shared.relay_page import serve_metrics
 
     async def main() -> None:
@@ -185,11 +186,13 @@ def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
                             dead_letter_topic=settings.topic("dead-letters"))
         page = await serve_metrics(settings)
         sweeper = asyncio.create_task(sweep(settings, relay.leader, stop))
+        checker = asyncio.create_task(periodically(settings, relay.leader, stop))
         try:
             await run_relay(relay, stop)
         finally:
             stop.set()
             await sweeper
+            await checker
             if page is not None:
                 await page.cleanup()
 

@@ -93,6 +93,9 @@ class Settings:
     # A final command status stays this long in the worker's status table; the status API answers for an
     # older one from the command log and the event store.
     status_ttl_seconds: float = field(default_factory=lambda: float(_env("STATUS_TTL", "86400")))
+    # How often the relay reconciles every database with its event store (0: never); drift is logged and
+    # shown in the health report, never repaired by itself.
+    reconcile_interval_seconds: float = field(default_factory=lambda: float(_env("RECONCILE_INTERVAL", "600")))
 
     # Bearer tokens: HS256 signed with SPICE_SECRET, or with a secret generated once into home/secret.
     secret: str = field(default_factory=lambda: _env("SECRET", ""))

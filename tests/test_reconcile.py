@@ -135,3 +135,20 @@ async def test_the_command_line_reports_and_repairs(stack: Stack, pool: Pool) ->
     assert code == 200 and i1["n"] == 1
     code, _ = await spice("reconcile", "no-such-db")
     assert code == 1
+
+
+async def test_the_relays_periodic_check_counts_drift_for_the_health_report(
+        stack: Stack, pool: Pool, settings: Settings, archive: Any) -> None:
+    from shared.relay_checks import check_every_database
+
+    db = await populated(stack)
+    await tamper(db, pool, settings, archive)
+    reports = {r.db_name: r for r in await check_every_database(settings)}
+    assert len(reports[db].drift) == 4
+    row = await pool.fetchrow("SELECT checked, drift, sample FROM reconcile_checks WHERE db_name = $1", db)
+    assert row["checked"] == 6 and row["drift"] == 4 and len(row["sample"]) == 4  # 5 objects and the stray one
+    code, health = await stack.request("GET", "/health", user=None)
+    assert code == 200, health  # drift is no outage
+    summary = health["reconciliation"]
+    assert summary["drift"] >= 4 and summary["databases"] >= 1 and summary["newest_check"]
+    assert len((await report(stack, db))[1]["drift"]) == 4  # nothing was repaired by the check itself
