@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
@@ -11,10 +12,11 @@ from aiokafka import AIOKafkaProducer
 from shared.adapters.transient import is_transient
 from shared.application.archiving import Report
 from shared.application.pipeline import Pipeline
-from shared.bootstrap import Needs, open_stores
+from shared.bootstrap import Needs, Stores, open_stores
 from shared.config import Settings
 from shared.domain.commands import Command
 from shared.domain.events import Event
+from streams.app import app
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,7 @@ class Runtime:
     pipeline: Pipeline
     # Status and dead-letter messages go out on this idempotent producer (see shared/bootstrap.py).
     producer: AIOKafkaProducer
+    stores: Stores
 
     async def execute(self, command: Command, report: Report) -> Event:
         return await self.pipeline.execute(command, report)
@@ -65,4 +68,14 @@ async def _open(settings: Settings) -> Runtime:
     log.info("worker runtime open")
     # Users' status histories do not name the worker (its host and pid are the operator's business);
     # the worker's own log does, on every line.
-    return Runtime(redis=stores.redis, pipeline=stores.pipeline(), producer=stores.producer)
+    return Runtime(redis=stores.redis, pipeline=stores.pipeline(), producer=stores.producer, stores=stores)
+
+
+@app.on_before_shutdown.connect
+async def close_runtime(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    """When the worker stops, after its agents: every store and client the runtime opened is closed (the
+    pool waits for a shielded append still running)."""
+    global _runtime
+    runtime, _runtime = _runtime, None
+    if runtime is not None:
+        await runtime.stores.close()
