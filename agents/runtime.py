@@ -23,11 +23,19 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Runtime:
-    redis: aioredis.Redis
     pipeline: Pipeline
-    # Status and dead-letter messages go out on this idempotent producer (see shared/bootstrap.py).
-    producer: AIOKafkaProducer
     stores: Stores
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        assert self.stores.redis is not None
+        return self.stores.redis
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        """Status and dead-letter messages go out on this idempotent producer (see shared/bootstrap.py)."""
+        assert self.stores.producer is not None
+        return self.stores.producer
 
     async def execute(self, command: Command, report: Report) -> Event:
         return await self.pipeline.execute(command, report)
@@ -64,11 +72,10 @@ async def _open(settings: Settings) -> Runtime:
     log.info("opening the worker runtime")
     stores = await open_stores(settings, Needs(pool=(2, 16), archive=True, redis_timeout=1, producer=True,
                                                search_timeout=60))
-    assert stores.redis is not None and stores.producer is not None
     log.info("worker runtime open")
     # Users' status histories do not name the worker (its host and pid are the operator's business);
     # the worker's own log does, on every line.
-    return Runtime(redis=stores.redis, pipeline=stores.pipeline(), producer=stores.producer, stores=stores)
+    return Runtime(pipeline=stores.pipeline(), stores=stores)
 
 
 @app.on_before_shutdown.connect

@@ -232,19 +232,13 @@ async def sweep(settings: Settings, leader: asyncio.Event, stop: asyncio.Event) 
     from shared.adapters.postgres.pool import connect
     from shared.adapters.postgres.redelivery import requeue_stale_commands, requeue_unapplied_commands
     from shared.domain.commands import Command
+    from shared.leader_rounds import rounds
 
     def topic_for(command: Command) -> str:
         return settings.topic(f"{command.channel}-commands")
 
     log = logging.getLogger("spice.sweep")
-    interval = max(0.5, settings.redeliver_after_seconds / 4)
-    while not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), interval)
-        except TimeoutError:
-            pass
-        if stop.is_set() or not leader.is_set():
-            continue
+    async for _ in rounds(max(0.5, settings.redeliver_after_seconds / 4), leader, stop):
         try:
             conn = await connect(settings.pg_dsn)
             try:

@@ -9,6 +9,7 @@ from shared.adapters.postgres.reconcile_checks import record_check
 from shared.application.reconcile import Report, reconcile
 from shared.bootstrap import Needs, open_stores
 from shared.config import Settings
+from shared.leader_rounds import rounds
 
 log = logging.getLogger("spice.reconcile")
 
@@ -33,14 +34,9 @@ async def check_every_database(settings: Settings) -> list[Report]:
 
 async def periodically(settings: Settings, leader: asyncio.Event, stop: asyncio.Event) -> None:
     """Every settings.reconcile_interval_seconds (0: never), on the active relay only."""
-    interval = settings.reconcile_interval_seconds
-    while interval > 0 and not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), interval)
-        except TimeoutError:
-            pass
-        if stop.is_set() or not leader.is_set():
-            continue
+    if settings.reconcile_interval_seconds <= 0:
+        return
+    async for _ in rounds(settings.reconcile_interval_seconds, leader, stop):
         try:
             await check_every_database(settings)
         except Exception as exc:  # noqa: BLE001 — a store away: the next round tries again

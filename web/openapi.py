@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -58,7 +58,6 @@ class Operation:
     public: bool = False
     content: str = JSON
     idempotent_key: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 OPERATIONS: dict[Callable[..., Any], Operation] = {}
@@ -129,7 +128,7 @@ def _operation(path: str, op: Operation) -> dict[str, Any]:
     for code in op.errors:
         answers[str(code)] = {"description": ERROR_TEXT[code], "content": _content(responses.ErrorBody, JSON)}
     spec: dict[str, Any] = {"summary": op.summary, "tags": [op.tag], "parameters": parameters,
-                            "responses": answers, **op.extra}
+                            "responses": answers}
     if op.body is not None:
         spec["requestBody"] = {"required": not op.body_optional, "content": _content(op.body, JSON)}
     if op.public:

@@ -67,12 +67,12 @@ class ContextReader:
 
     async def for_replay(self, command: Command) -> tuple[Command | None, list[Event]]:
         """The replay's request (its id is the request command's) and the replay's events so far."""
-        try:
-            request = await self.commands.get(uuid.UUID(command.aggregate_id))
-        except ValueError:
-            request = None
-        if command.command_type is CommandType.REQUEST_REPLAY:
-            request = command
+        request: Command | None = command
+        if command.command_type is not CommandType.REQUEST_REPLAY:
+            try:
+                request = await self.commands.get(uuid.UUID(command.aggregate_id))
+            except ValueError:
+                request = None
         history = await self.events.history(command.db_name, AggregateType.REPLAY, command.aggregate_id)
         return request, history
 
