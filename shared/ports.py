@@ -178,6 +178,11 @@ class DocumentStore(ABC):
     async def count_instances(self, db_name: str, class_id: str) -> int:
         """How many live instances the class has."""
 
+    @abstractmethod
+    async def referrers(self, db_name: str, instance_id: str, slots: list[tuple[str, str]], limit: int) -> list[str]:
+        """Up to `limit` live instances (ids, in id order) whose links name `instance_id`; `slots` are the
+        (class, property) pairs that can hold such a link (a store that knows its links may look wider)."""
+
     async def versions(self, db_name: str, kind: str) -> AsyncGenerator[tuple[str, int, dict[str, Any]], None]:
         """(id, version, document) of every live class or instance (`kind`) in id order, for reconciliation.
         This default reads through the paged methods above and sorts; a store that can stream overrides it."""

@@ -13,6 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests import fake_woql
+
 # Everything here follows /work/shared/reference/terminusdb-http-api.md (sections in comments). It is
 # NOT TerminusDB: it models only what the adapter uses, and is stricter than the real server where
 # that catches adapter mistakes (unknown query parameters, missing auth, non-boolean flags).
@@ -42,6 +44,7 @@ PARAMETERS = {
     ("document", "DELETE"): {"author", "message", "graph_type", "nuke", "id", "type"} | WRITE_FLAGS,
     ("db", "POST"): set(), ("db", "DELETE"): {"force"}, ("db", "HEAD"): set(), ("db", "GET"): {"branches", "verbose"},
     ("log", "GET"): {"start", "count"},
+    ("woql", "POST"): set(),
 }
 BOOLEAN_PARAMETERS = {"as_list", "minimized", "unfold", "compress_ids", "prefixed", "full_replace", "raw_json",
                       "merge_repeats", "overwrite", "create", "nuke", "force", "branches", "verbose"} | WRITE_FLAGS
@@ -101,7 +104,9 @@ def _short(doc_id: str) -> str:
 class FakeTerminusDB:
     """The FAKE server's state and aiohttp application. `requests` records every request;
     `violations` lists protocol misuse the fake caught; `before_write` (if set) runs once at the start
-    of the next write request, to interleave a competing writer."""
+    of the next write request, to interleave a competing writer; `give_up_commits` makes that many of the
+    next writes answer the 500 a live server gave when its internal commit retries ran out under
+    concurrent writers."""
 
     def __init__(self, org: str = "admin", user: str = "admin", password: str = "root") -> None:
         self.org = org
@@ -110,6 +115,7 @@ class FakeTerminusDB:
         self.requests: list[dict[str, Any]] = []
         self.violations: list[str] = []
         self.before_write: Callable[[], Awaitable[None]] | None = None
+        self.give_up_commits = 0
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
@@ -118,6 +124,7 @@ class FakeTerminusDB:
         app.router.add_route("*", "/api/db/{org}/{db}", self._db)
         app.router.add_route("*", "/api/document/{org}/{db}", self._document)
         app.router.add_get("/api/log/{org}/{db}", self._log)
+        app.router.add_post("/api/woql/{org}/{db}", self._woql)
         return app
 
     def commits(self, db: str) -> list[Commit]:
@@ -237,6 +244,24 @@ class FakeTerminusDB:
                                    "identifier": c.identifier, "author": c.author, "message": c.message,
                                    "timestamp": c.timestamp} for c in commits])
 
+    async def _woql(self, request: web.Request) -> web.Response:
+        """Read-only WOQL over the instance graph (only the query words tests/fake_woql.py models)."""
+        _, db = self._database(request)
+        body = await request.json()
+        if not isinstance(body, dict) or not isinstance(body.get("query"), dict) or "commit_info" in body:
+            raise self._violation("a read-only WOQL request is {\"query\": {...}}")
+        types = {cid: {name: (spec if isinstance(spec, str) else spec.get("@class", "")) for name, spec in
+                       self._fields(db.schema, cid).items()} for cid in db.schema}
+        try:
+            found = list(fake_woql.solve(body["query"], fake_woql.triples(db.instances, types), {}))
+        except fake_woql.WoqlError as exc:
+            raise self._violation(f"WOQL the fake does not model: {exc}") from exc
+        bindings = [{k: fake_woql.shown(v) for k, v in b.items()}
+                    for b in found]
+        return web.json_response({"@type": "api:WoqlResponse", "api:status": "api:success",
+                                  "api:variable_names": sorted({k for b in bindings for k in b}),
+                                  "bindings": bindings, "deletes": 0, "inserts": 0, "transaction_retry_count": 0})
+
     # -- documents --------------------------------------------------------------------------------
 
     async def _document(self, request: web.Request) -> web.StreamResponse:
@@ -260,6 +285,12 @@ class FakeTerminusDB:
         if self.before_write is not None:
             hook, self.before_write = self.before_write, None
             await hook()
+        if self.give_up_commits > 0:
+            # Seen live (12.0.6, 200 concurrent class creates): HTTP 500 with this message, no api:error.
+            self.give_up_commits -= 1
+            return web.json_response({"@type": "api:ErrorResponse", "api:status": "api:server_error",
+                                      "api:message": "Transaction retry count exceeded in internal operation"},
+                                     status=500)
         self._check_data_version(request, db)
         if request.method == "DELETE":
             ids = await self._delete(request, db, graph)

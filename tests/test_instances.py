@@ -194,6 +194,24 @@ async def test_a_class_with_instances_cannot_be_deleted(stack: Stack) -> None:
     assert "1 instance(s)" in refused["result"]["error"]["message"]
 
 
+async def test_an_instance_others_link_to_cannot_be_deleted_until_they_unlink(stack: Stack) -> None:
+    """Deleting a linked instance would leave dangling links (TerminusDB refuses the delete itself): the
+    command fails `in_use` naming who links to it, writes nothing, and goes through once the link is gone."""
+    db = await ontology(stack)
+    await create(stack, db, "Company", {"instance_id": "acme", "title": "Acme"})
+    await create(stack, db, "Person", {"instance_id": "ann", "name": "Ann", "employer": "acme"})
+    refused = await stack.run("DELETE", f"/api/v1/instances/{db}/async/Company/acme/delete")
+    assert refused["status"] == "FAILED" and refused["result"]["error"]["code"] == "in_use", refused
+    assert refused["result"]["error"]["linked_from"] == ["ann"]
+    code, doc = await stack.request("GET", f"/api/v1/instances/{db}/Company/acme")
+    assert code == 200 and doc["version"] == 1
+    unlinked = await stack.run("PUT", f"/api/v1/instances/{db}/async/Person/ann/update",
+                               {"data": {"employer": None}})
+    assert unlinked["status"] == "COMPLETED", unlinked
+    deleted = await stack.run("DELETE", f"/api/v1/instances/{db}/async/Company/acme/delete")
+    assert deleted["status"] == "COMPLETED", deleted
+
+
 async def test_a_link_to_an_instance_submitted_just_before_waits_for_it(stack: Stack) -> None:
     db = await ontology(stack)
     first = await stack.submit("POST", f"/api/v1/instances/{db}/async/Company/create",

@@ -1,6 +1,7 @@
 """The TerminusDB adapter against a FAKE TerminusDB (in-process, in-memory): contract and exact requests."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any, cast
@@ -160,6 +161,45 @@ async def test_competing_write_between_read_and_write_is_not_lost(fake: tuple[Fa
     schema_writes = [r for r in _writes(server, "schema") if r["body"][0].get("@id") == "Thing"]
     assert [r["headers"].get("TerminusDB-Data-Version") is not None for r in schema_writes] == [True] * 3
     assert server.dbs["race"].schema["Thing"]["@documentation"] == {"@label": "v3"}
+
+
+async def test_concurrent_writers_share_commits_and_never_conflict(fake: tuple[FakeTerminusDB, str],
+                                                                   terminus: TerminusDocumentStore) -> None:
+    """Many commands of one database at once (a pipeline batch): their writes queue behind one writer
+    and land in a few commits, none refused for a stale data version."""
+    server, _ = fake
+    await terminus.put_database(db_doc("many", 1))
+    await terminus.put_class("many", class_doc("Seed", 1))
+    before, sent = len(server.commits("many")), len(server.requests)
+    await asyncio.gather(*(terminus.put_class("many", class_doc(f"C{i}", 1)) for i in range(60)))
+    assert [c["class_id"] for c in await terminus.classes("many")] == sorted(["Seed"] + [f"C{i}" for i in range(60)])
+    commits = len(server.commits("many")) - before
+    assert commits < 60, f"{commits} commits for 60 classes"
+    writes = [r for r in server.requests[sent:] if r["method"] in ("PUT", "POST", "DELETE")
+              and r["path"] == "/api/document/admin/many"]
+    assert len(writes) == commits  # every write request landed: none was refused and sent again
+
+
+async def test_one_refused_write_fails_alone_and_the_batch_commits(terminus: TerminusDocumentStore) -> None:
+    await _ontology(terminus, "hr")
+    good = [instance_doc(f"c{i}", "Company", 1) for i in range(5)]
+    results = await asyncio.gather(
+        *(terminus.put_instances("hr", [doc]) for doc in good[:3]),
+        terminus.put_instances("hr", [instance_doc("p1", "Person", 1, name="abstract")]),
+        *(terminus.put_instances("hr", [doc]) for doc in good[3:]), return_exceptions=True)
+    assert [type(r).__name__ for r in results] == ["NoneType"] * 3 + ["TerminusError"] + ["NoneType"] * 2
+    assert await terminus.count_instances("hr", "Company") == 5
+    assert await terminus.get_instance("hr", "p1") is None
+
+
+async def test_terminusdb_giving_up_its_commit_retries_is_retried(fake: tuple[FakeTerminusDB, str],
+                                                                  terminus: TerminusDocumentStore) -> None:
+    server, _ = fake
+    await terminus.put_database(db_doc("busy", 1))
+    server.give_up_commits = 3
+    await terminus.put_class("busy", class_doc("Thing", 1, label="x"))
+    assert (await terminus.get_class("busy", "Thing"))["label"] == "x"  # type: ignore[index]
+    assert server.give_up_commits == 0
 
 
 async def test_grants_live_in_the_catalog_and_go_with_the_database(terminus: TerminusDocumentStore) -> None:

@@ -18,8 +18,11 @@ from shared.domain.decide_instances import (
     linked_ids,
 )
 from shared.domain.events import Event
+from shared.domain.instances import link_slots
 from shared.domain.ontology import OntologyClass
 from shared.ports import CommandLog, DocumentStore, EventStore
+
+REFERRERS_SHOWN = 20  # the instances a refused delete names as still linking to it
 
 
 class ContextReader:
@@ -102,6 +105,11 @@ class ContextReader:
                 current[command.aggregate_id] = doc
         else:
             current = {i: {"class_id": c} for i, c in owners.items()}
+        referrers: list[str] = []
+        if command.command_type is CommandType.DELETE_INSTANCE and command.aggregate_id in current:
+            target_class = str(current[command.aggregate_id]["class_id"])
+            referrers = await self.docs.referrers(db, command.aggregate_id, link_slots(target_class, classes),
+                                                  REFERRERS_SHOWN)
         links = linked_ids(command, classes, current.get(command.aggregate_id))
         linked = await self.docs.instance_classes(db, links) if links else {}
         pending |= await on_their_way(self.commands, self.events, db, AggregateType.INSTANCE,
@@ -109,7 +117,7 @@ class ContextReader:
         return InstanceContext(
             database_exists=True, classes=classes, current=current,
             last_versions=await self.events.last_versions(db, AggregateType.INSTANCE, ids),
-            linked=linked, pending_creates=frozenset(pending),
+            linked=linked, pending_creates=frozenset(pending), referrers=referrers,
         )
 
 

@@ -32,6 +32,7 @@ class InstanceContext:
     last_versions: dict[str, int] = field(default_factory=dict)
     linked: dict[str, str] = field(default_factory=dict)
     pending_creates: frozenset[str] = frozenset()
+    referrers: list[str] = field(default_factory=list)  # a delete's target: live instances linking to it
 
 
 def items_of(command: Command) -> list[dict[str, Any]]:
@@ -158,6 +159,11 @@ def decide_instances(command: Command, ctx: InstanceContext) -> list[Event]:
                             current_version=current["version"])]
         version = ctx.last_versions.get(command.aggregate_id, current["version"]) + 1
         if kind is CommandType.DELETE_INSTANCE:
+            if ctx.referrers:
+                # Refused rather than leaving dangling links (TerminusDB would refuse the delete itself):
+                # the links go first, by updates that are events of their own.
+                return [failure(command, "in_use", f"instance {command.aggregate_id!r} is still linked from "
+                                f"{', '.join(ctx.referrers)}: remove those links first", linked_from=ctx.referrers)]
             return [_instance_event(command, EventType.INSTANCE_DELETED, command.aggregate_id, version,
                                     {"deleted": True}, current, now)]
         checked = _check(command, ctx, command.payload.get("data", {}), current.get("data", {}))

@@ -97,6 +97,24 @@ def descendants(class_id: str, classes: dict[str, dict[str, Any]]) -> set[str]:
     return result
 
 
+def link_slots(class_id: str, classes: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """(class, property or predicate) of every place an instance of `class_id` may be linked from: link
+    properties and relationships, inherited ones included, whose target is the class or an ancestor."""
+    try:
+        accepted = {str(doc.get("class_id") or doc.get("id")) for doc in lineage(class_id, classes)}
+    except ClassNotUsable:
+        accepted = {class_id}
+    slots: list[tuple[str, str]] = []
+    for cid in sorted(classes):
+        try:
+            props, rels = effective_properties(cid, classes), effective_relationships(cid, classes)
+        except (ClassNotUsable, ValueError):
+            continue
+        slots += [(cid, name) for name, prop in props.items() if prop.type == "link" and prop.target in accepted]
+        slots += [(cid, name) for name, slot in rels.items() if slot.target in accepted]
+    return slots
+
+
 @dataclass(frozen=True)
 class LinkRef:
     """A link value: `instance_id` must be a live instance of `target` (or of a subclass)."""

@@ -105,3 +105,23 @@ class DocumentStoreContract:
         await store.delete_database(name, 2)
         assert await store.get_instance(name, "p1") is None
         assert await store.instances(name, "Person", 10, 0) == (0, [])
+
+    async def test_referrers_are_the_live_instances_linking_to_one(self, store: DocumentStore, name: str) -> None:
+        await store.put_database(db_doc(name, 1))
+        await store.put_class(name, class_doc("Company", 1, properties=[
+            {"name": "name", "type": "string", "required": False, "constraints": {}}]))
+        await store.put_class(name, class_doc("Person", 1, properties=[
+            {"name": "employer", "type": "link", "target": "Company", "required": False, "constraints": {}}],
+            relationships=[{"predicate": "clients", "target": "Company", "cardinality": "n:m"}]))
+        await store.put_instances(name, [instance_doc("c1", "Company", 1, name="c2"), instance_doc("c2", "Company", 1)])
+        await store.put_instances(name, [instance_doc("p1", "Person", 1, employer="c1"),
+                                         instance_doc("p2", "Person", 1, clients=["c2", "c1"]),
+                                         instance_doc("p3", "Person", 1)])
+        slots = [("Person", "employer"), ("Person", "clients")]
+        assert await store.referrers(name, "c1", slots, 10) == ["p1", "p2"]
+        assert await store.referrers(name, "c2", slots, 10) == ["p2"]  # c1's name "c2" is no link
+        assert await store.referrers(name, "c1", slots, 1) == ["p1"]
+        await store.put_instances(name, [instance_doc("p1", "Person", 2)])  # the link taken out
+        await store.delete_instance(name, "p2", 2)
+        assert await store.referrers(name, "c1", slots, 10) == []
+        assert await store.referrers(name, "nobody", slots, 10) == []

@@ -176,3 +176,17 @@ class PostgresDocumentStore(DocumentStore):
             "SELECT count(*) FROM docs.instances WHERE db_name = $1 AND class_id = $2 AND NOT deleted",
             db_name, class_id)
         return int(count)
+
+    async def referrers(self, db_name: str, instance_id: str, slots: list[tuple[str, str]], limit: int) -> list[str]:
+        if not slots:
+            return []
+        # A link is stored as the id (a link property, a single relationship) or a list of ids.
+        rows = await self.pool.fetch(
+            """SELECT DISTINCT i.instance_id FROM docs.instances i
+               JOIN unnest($2::text[], $3::text[]) AS s(class_id, name) ON i.class_id = s.class_id
+               WHERE i.db_name = $1 AND NOT i.deleted AND i.instance_id <> $4
+                 AND (i.doc->'data'->s.name = to_jsonb($4::text)
+                      OR i.doc->'data'->s.name @> jsonb_build_array($4::text))
+               ORDER BY i.instance_id LIMIT $5""",
+            db_name, [c for c, _ in slots], [n for _, n in slots], instance_id, limit)
+        return [r["instance_id"] for r in rows]

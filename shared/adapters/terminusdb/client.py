@@ -30,6 +30,11 @@ class DataVersionMismatch(TerminusError):
     """The branch moved since the data version the write was conditional on (optimistic lock lost)."""
 
 
+class CommitRetriesExceeded(TerminusError):
+    """TerminusDB gave up retrying its own commit against concurrent ones (seen live as HTTP 500
+    "Transaction retry count exceeded in internal operation"): a conflict, worth retrying on fresh state."""
+
+
 @dataclass(frozen=True)
 class Reply:
     status: int
@@ -105,6 +110,8 @@ class TerminusClient:
             error = TerminusError(method, path, status, parsed)
             if error.error_type == "api:DataVersionMismatch":
                 raise DataVersionMismatch(method, path, status, parsed)
+            if status >= 500 and "retry count exceeded" in str(error).lower():
+                raise CommitRetriesExceeded(method, path, status, parsed)
             raise error
         return Reply(status, parsed, version)
 
@@ -206,6 +213,13 @@ class TerminusClient:
             return await self.request("DELETE", self._docs(db), data_version=data_version,
                                       params={**params, "id": ids[0]})
         return await self.request("DELETE", self._docs(db), body=ids, data_version=data_version, params=params)
+
+    async def woql(self, db: str, query: dict[str, Any]) -> list[dict[str, Any]]:
+        """A read-only WOQL query (JSON-LD); its bindings, one dict per solution."""
+        reply = await self.request("POST", f"woql/{quote(self.org, safe='')}/{quote(db, safe='')}",
+                                   body={"query": query})
+        body = reply.body if isinstance(reply.body, dict) else {}
+        return list(body.get("bindings") or [])
 
     async def log(self, db: str, count: int = -1) -> list[dict[str, Any]]:
         """The branch's commits, newest first."""

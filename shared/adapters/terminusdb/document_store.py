@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.adapters.terminusdb.client import SCHEMA, DataVersionMismatch, TerminusClient, TerminusError
+from shared.adapters.terminusdb import woql
+from shared.adapters.terminusdb.client import SCHEMA, TerminusClient, TerminusError
 from shared.adapters.terminusdb.schema import (
     CATALOG_SCHEMA,
     CLASS_RECORD,
@@ -17,17 +18,11 @@ from shared.adapters.terminusdb.schema import (
     GRANT_RECORD,
     INSTANCE_RECORD,
     RESERVED_CLASSES,
-    class_schema,
-    instance_document,
     instance_ref,
     key,
-    link_targets,
 )
+from shared.adapters.terminusdb.writer import CONFLICTS, LIST_THRESHOLD, SYSTEM_AUTHOR, Change, DatabaseWriter
 from shared.ports import DocumentStore
-
-SYSTEM_AUTHOR = "spice-harvester"
-# Above this many ids a snapshot lists the record type once instead of one GET per id.
-LIST_THRESHOLD = 50
 
 
 @dataclass(frozen=True)
@@ -78,6 +73,9 @@ class TerminusDocumentStore(DocumentStore):
         self._catalog_ready = False
         self._ready: set[str] = set()  # spice databases known to exist with their internal schema
         self._lock = asyncio.Lock()
+        self._writers: dict[str, DatabaseWriter] = {}  # TerminusDB database -> its one writer here
+        # Catalog writes one at a time here: concurrent ones would only refuse one another's data version.
+        self._catalog_writes = asyncio.Lock()
 
     async def close(self) -> None:
         await self.client.close()
@@ -149,13 +147,15 @@ class TerminusDocumentStore(DocumentStore):
         record reads also fails the write, so a write only lands on exactly the state it compared.
         (A server that sends no data version leaves the write unconditional, the plain race above.)"""
         for attempt in range(self.max_attempts):
-            version = await self.client.data_version(tdb)
-            current = await self._records(tdb, record_type, ids, field)
-            try:
-                await write(current, version)
-                return
-            except DataVersionMismatch:
-                await asyncio.sleep(random.uniform(0, min(0.01 * 2 ** attempt, 0.5)))
+            async with self._catalog_writes:
+                version = await self.client.data_version(tdb)
+                current = await self._records(tdb, record_type, ids, field)
+                try:
+                    await write(current, version)
+                    return
+                except CONFLICTS:
+                    pass
+            await asyncio.sleep(random.uniform(0, min(0.01 * 2 ** attempt, 0.5)))
         raise TimeoutError(f"TerminusDB {tdb}: gave up after {self.max_attempts} data-version conflicts")
 
     @staticmethod
@@ -193,6 +193,7 @@ class TerminusDocumentStore(DocumentStore):
             if not self._newer(record, version):
                 return
             self._ready.discard(name)
+            self._writers.pop(self.terminus_db(name), None)  # what it knew was of the dropped database
             # Drop first, tombstone last: a crash in between is repaired by the retry (dropping twice is fine).
             await self.client.delete_db(self.terminus_db(name))
             grants = await self.client.query(self.catalog, {"@type": GRANT_RECORD, "db_name": name})
@@ -217,61 +218,32 @@ class TerminusDocumentStore(DocumentStore):
 
     # -- classes ----------------------------------------------------------------------------------
 
+    def _writer(self, db_name: str) -> DatabaseWriter:
+        tdb = self.terminus_db(db_name)
+        if tdb not in self._writers:
+            self._writers[tdb] = DatabaseWriter(self.client, tdb, self.max_attempts)
+        return self._writers[tdb]
+
+    async def _change(self, db_name: str, changes: list[Change], create: bool) -> None:
+        """Hand the changes to the database's writer, once the database is there (create: made if missing)."""
+        if not await self._database_ready(db_name, create, changes[0].author, changes[0].message):
+            return
+        try:
+            await self._writer(db_name).write(changes)
+        except TerminusError:
+            self._ready.discard(db_name)
+            raise
+
     async def put_class(self, db_name: str, doc: dict[str, Any]) -> None:
         class_id, version = doc["class_id"], doc["version"]
         if class_id in RESERVED_CLASSES:
             raise ValueError(f"class id {class_id!r} is reserved by the TerminusDB document store")
-        author, message = _commit(doc)
-        if not await self._database_ready(db_name, True, author, message):
-            return
-        tdb, record_id, schema = self.terminus_db(db_name), f"{CLASS_RECORD}/{key(class_id)}", class_schema(doc)
-
-        async def write(current: Snapshot, data_version: str | None) -> None:
-            if not self._newer(current[class_id], version):  # never overwrite a newer version
-                return
-            # Schema first, record last: spice reads the record, so it never names a schema not written.
-            reply = await self.client.replace(tdb, [schema], author=author, message=message, graph_type=SCHEMA,
-                                              create=True, data_version=data_version)
-            await self.client.replace(tdb, [{
-                "@type": CLASS_RECORD, "@id": record_id, "class_id": class_id, "version": version, "deleted": False,
-                "doc": json.dumps(doc)}], author=author, message=message, data_version=reply.data_version)
-
-        try:
-            await self._conditional(tdb, CLASS_RECORD, {class_id: record_id}, "class_id", write)
-        except TerminusError:
-            self._ready.discard(db_name)
-            raise
+        await self._change(db_name, [Change(CLASS_RECORD, class_id, version, doc, *_commit(doc))], create=True)
 
     async def delete_class(self, db_name: str, class_id: str, version: int, *, actor: str | None = None,
                            command_id: str | None = None) -> None:
         author, message = _deletion(actor, command_id, f"class {class_id}", version)
-        if not await self._database_ready(db_name, False, author, message):
-            return
-        tdb, record_id = self.terminus_db(db_name), f"{CLASS_RECORD}/{key(class_id)}"
-
-        async def write(current: Snapshot, data_version: str | None) -> None:
-            record = current[class_id]
-            if not self._newer(record, version):
-                return
-            if record is None or not record.deleted:
-                try:
-                    reply = await self.client.delete(tdb, [class_id], author=author, message=message,
-                                                     graph_type=SCHEMA, data_version=data_version)
-                    data_version = reply.data_version
-                except TerminusError as exc:
-                    if exc.status != 404 or isinstance(exc, DataVersionMismatch):
-                        raise
-            # A tombstone keeps the version, so an older write cannot resurrect the class.
-            tombstone = {"class_id": class_id, "deleted": True, "version": version}
-            await self.client.replace(tdb, [{
-                "@type": CLASS_RECORD, "@id": record_id, "class_id": class_id, "version": version, "deleted": True,
-                "doc": json.dumps(tombstone)}], author=author, message=message, data_version=data_version)
-
-        try:
-            await self._conditional(tdb, CLASS_RECORD, {class_id: record_id}, "class_id", write)
-        except TerminusError:
-            self._ready.discard(db_name)
-            raise
+        await self._change(db_name, [Change(CLASS_RECORD, class_id, version, None, author, message)], create=False)
 
     async def get_class(self, db_name: str, class_id: str) -> dict[str, Any] | None:
         record = await self._read(self.terminus_db(db_name), f"{CLASS_RECORD}/{key(class_id)}")
@@ -317,97 +289,28 @@ class TerminusDocumentStore(DocumentStore):
     # -- instances --------------------------------------------------------------------------------
 
     async def put_instances(self, db_name: str, docs: list[dict[str, Any]]) -> None:
-        latest: dict[str, dict[str, Any]] = {}
-        for doc in docs:  # one document per instance in a commit: the newest of the batch
-            seen = latest.get(doc["instance_id"])
-            if seen is None or seen["version"] < doc["version"]:
-                latest[doc["instance_id"]] = doc
-        if not latest:
-            return
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for doc in latest.values():
-            groups.setdefault(_commit(doc), []).append(doc)
-        first_author, first_message = next(iter(groups))
-        if not await self._database_ready(db_name, True, first_author, first_message):
-            return
-        tdb = self.terminus_db(db_name)
-        classes = {c["class_id"]: c for c in await self.classes(db_name)}
-        # Links are document references to the class the linked instance really has (maybe a subclass).
-        located = {doc["instance_id"]: doc["class_id"] for doc in latest.values()}
-        targets = set().union(*(link_targets(doc, classes) for doc in latest.values())) - located.keys()
-        located.update(await self.instance_classes(db_name, sorted(targets)))
-        try:
-            for (author, message), group in groups.items():
-                await self._put_group(tdb, group, classes, located, author, message)
-        except TerminusError:
-            self._ready.discard(db_name)
-            raise
-
-    async def _put_group(self, tdb: str, group: list[dict[str, Any]], classes: dict[str, dict[str, Any]],
-                         located: dict[str, str], author: str, message: str) -> None:
-        ids = {doc["instance_id"]: f"{INSTANCE_RECORD}/{key(doc['instance_id'])}" for doc in group}
-
-        async def write(current: Snapshot, data_version: str | None) -> None:
-            fresh = [doc for doc in group if self._newer(current[doc["instance_id"]], doc["version"])]
-            if not fresh:
-                return
-            # The typed documents and spice's records in one request: one commit, validated together.
-            body = [instance_document(doc, classes, located) for doc in fresh] + [{
-                "@type": INSTANCE_RECORD, "@id": ids[doc["instance_id"]], "instance_id": doc["instance_id"],
-                "class_id": doc["class_id"], "version": doc["version"], "deleted": False, "doc": json.dumps(doc)}
-                for doc in fresh]
-            await self.client.replace(tdb, body, author=author, message=message, data_version=data_version)
-
-        await self._conditional(tdb, INSTANCE_RECORD, ids, "instance_id", write)
+        if docs:
+            await self._change(db_name, [Change(INSTANCE_RECORD, doc["instance_id"], doc["version"], doc, *_commit(doc))
+                                         for doc in docs], create=True)
 
     async def delete_instance(self, db_name: str, instance_id: str, version: int, *, actor: str | None = None,
                               command_id: str | None = None) -> None:
         author, message = _deletion(actor, command_id, f"instance {instance_id}", version)
-        if not await self._database_ready(db_name, False, author, message):
-            return
-        tdb, record_id = self.terminus_db(db_name), f"{INSTANCE_RECORD}/{key(instance_id)}"
-
-        async def write(current: Snapshot, data_version: str | None) -> None:
-            record = current[instance_id]
-            if not self._newer(record, version):
-                return
-            class_id = record.doc.get("class_id", "") if record else ""
-            if record is not None and not record.deleted:
-                # The typed document first, the tombstone last: a retry after a crash deletes again (404
-                # tolerated) and then writes the tombstone.
-                try:
-                    reply = await self.client.delete(tdb, [instance_ref(class_id, instance_id)], author=author,
-                                                     message=message, data_version=data_version)
-                    data_version = reply.data_version
-                except TerminusError as exc:
-                    if exc.status != 404 or isinstance(exc, DataVersionMismatch):
-                        raise
-            tombstone = {"instance_id": instance_id, "class_id": class_id, "deleted": True, "version": version}
-            await self.client.replace(tdb, [{
-                "@type": INSTANCE_RECORD, "@id": record_id, "instance_id": instance_id, "class_id": class_id,
-                "version": version, "deleted": True, "doc": json.dumps(tombstone)}],
-                author=author, message=message, data_version=data_version)
-
-        try:
-            await self._conditional(tdb, INSTANCE_RECORD, {instance_id: record_id}, "instance_id", write)
-        except TerminusError:
-            self._ready.discard(db_name)
-            raise
+        await self._change(db_name, [Change(INSTANCE_RECORD, instance_id, version, None, author, message)],
+                           create=False)
 
     async def get_instance(self, db_name: str, instance_id: str) -> dict[str, Any] | None:
         record = await self._read(self.terminus_db(db_name), f"{INSTANCE_RECORD}/{key(instance_id)}")
         return record.doc if record and not record.deleted else None
 
-    async def _live_of_class(self, db_name: str, class_id: str) -> list[dict[str, Any]]:
-        found = await self.client.query(self.terminus_db(db_name), {"@type": INSTANCE_RECORD, "class_id": class_id})
-        live = [r for r in found if r.get("deleted") not in (True, "true")]
-        return sorted(live, key=lambda r: str(r["instance_id"]))
-
     async def instances(self, db_name: str, class_id: str, limit: int, offset: int
                         ) -> tuple[int, list[dict[str, Any]]]:
-        live = await self._live_of_class(db_name, class_id)
-        page = [_record(r) for r in live[offset:offset + limit]]
-        return len(live), [r.doc for r in page if r]
+        tdb = self.terminus_db(db_name)
+        if not await self.client.db_exists(tdb):
+            return 0, []
+        total = await self.count_instances(db_name, class_id)
+        rows = await self.client.woql(tdb, woql.page_live(class_id, limit, offset)) if total > offset else []
+        return total, [json.loads(woql.value(row["Doc"])) for row in rows]
 
     async def instance_classes(self, db_name: str, instance_ids: list[str]) -> dict[str, str]:
         if not instance_ids:
@@ -417,4 +320,21 @@ class TerminusDocumentStore(DocumentStore):
         return {i: str(r.doc["class_id"]) for i, r in found.items() if r and not r.deleted}
 
     async def count_instances(self, db_name: str, class_id: str) -> int:
-        return len(await self._live_of_class(db_name, class_id))
+        try:
+            rows = await self.client.woql(self.terminus_db(db_name), woql.count_live(class_id))
+        except TerminusError as exc:
+            if exc.status == 404:
+                return 0
+            raise
+        return int(woql.value(rows[0]["Count"])) if rows else 0
+
+    async def referrers(self, db_name: str, instance_id: str, slots: list[tuple[str, str]], limit: int) -> list[str]:
+        # TerminusDB knows every link to a document (it refuses to delete a linked one): ask it, whatever
+        # the slots say.
+        record = await self._read(self.terminus_db(db_name), f"{INSTANCE_RECORD}/{key(instance_id)}")
+        if record is None or record.deleted:
+            return []
+        target = instance_ref(str(record.doc["class_id"]), instance_id)
+        rows = await self.client.woql(self.terminus_db(db_name), woql.linking_to(target, limit + 1))
+        found = {woql.instance_of_node(str(woql.value(row["Subject"]))) for row in rows} - {instance_id}
+        return sorted(found)[:limit]
