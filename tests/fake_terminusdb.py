@@ -44,7 +44,7 @@ PARAMETERS = {
     ("document", "DELETE"): {"author", "message", "graph_type", "nuke", "id", "type"} | WRITE_FLAGS,
     ("db", "POST"): set(), ("db", "DELETE"): {"force"}, ("db", "HEAD"): set(), ("db", "GET"): {"branches", "verbose"},
     ("log", "GET"): {"start", "count"},
-    ("woql", "POST"): set(),
+    ("woql", "POST"): set(), ("optimize", "POST"): set(),
 }
 BOOLEAN_PARAMETERS = {"as_list", "minimized", "unfold", "compress_ids", "prefixed", "full_replace", "raw_json",
                       "merge_repeats", "overwrite", "create", "nuke", "force", "branches", "verbose"} | WRITE_FLAGS
@@ -125,6 +125,7 @@ class FakeTerminusDB:
         app.router.add_route("*", "/api/document/{org}/{db}", self._document)
         app.router.add_get("/api/log/{org}/{db}", self._log)
         app.router.add_post("/api/woql/{org}/{db}", self._woql)
+        app.router.add_post("/api/optimize/{org}/{db}/local/branch/main", self._optimize)
         return app
 
     def commits(self, db: str) -> list[Commit]:
@@ -243,6 +244,11 @@ class FakeTerminusDB:
         return web.json_response([{"@id": f"ValidCommit/{c.identifier}", "@type": "ValidCommit",
                                    "identifier": c.identifier, "author": c.author, "message": c.message,
                                    "timestamp": c.timestamp} for c in commits])
+
+    async def _optimize(self, request: web.Request) -> web.Response:
+        """Seen live: 200 api:OptimizeResponse, the data version unchanged (the fake has no layers)."""
+        self._database(request)
+        return web.json_response({"@type": "api:OptimizeResponse", "api:status": "api:success"})
 
     async def _woql(self, request: web.Request) -> web.Response:
         """Read-only WOQL over the instance graph (only the query words tests/fake_woql.py models)."""

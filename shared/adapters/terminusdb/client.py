@@ -214,6 +214,11 @@ class TerminusClient:
                                       params={**params, "id": ids[0]})
         return await self.request("DELETE", self._docs(db), body=ids, data_version=data_version, params=params)
 
+    async def optimize(self, db: str) -> None:
+        """Roll the branch's layers up (the data version stays): every commit adds a layer, and reads and
+        schema checks walk them all."""
+        await self.request("POST", f"optimize/{quote(self.org, safe='')}/{quote(db, safe='')}/local/branch/main")
+
     async def woql(self, db: str, query: dict[str, Any]) -> list[dict[str, Any]]:
         """A read-only WOQL query (JSON-LD); its bindings, one dict per solution."""
         reply = await self.request("POST", f"woql/{quote(self.org, safe='')}/{quote(db, safe='')}",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,12 @@ LIST_THRESHOLD = 50
 # Records whose versions are remembered; beyond it the cache starts again (memory stays bounded).
 CACHE_LIMIT = 200_000
 CONFLICTS = (DataVersionMismatch, CommitRetriesExceeded)
+# Commits between two roll-ups of the branch's layers. Measured on 12.0.6: a schema commit's cost grows
+# with the layers under it as well as with the schema; rolling up every 10 commits (about 20 ms each)
+# took 200 one-class schema commits from 105 s to 42 s.
+OPTIMIZE_EVERY = 10
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,7 @@ class DatabaseWriter:
     def __init__(self, client: TerminusClient, tdb: str, max_attempts: int = 30) -> None:
         self.client, self.tdb, self.max_attempts = client, tdb, max_attempts
         self.cache = Cache()
+        self._since_optimized = 0
         self._queue: list[_Unit] = []
         self._drain: asyncio.Task[None] | None = None
 
@@ -273,6 +281,13 @@ class DatabaseWriter:
         reply = await self.client.replace(self.tdb, typed + records, author=author, message=message,
                                           data_version=version)
         cache.data_version = reply.data_version
+        self._since_optimized += bool(schemas) + bool(gone_instances) + bool(gone_classes) + 1
+        if self._since_optimized >= OPTIMIZE_EVERY:
+            self._since_optimized = 0
+            try:
+                await self.client.optimize(self.tdb)
+            except TerminusError as exc:  # only slower without it
+                log.warning("rolling up the layers of %s failed: %s", self.tdb, exc)
         for change, record in zip(fresh, records, strict=True):
             cache.records[change.record_type][change.key] = Held(change.version, change.doc is None,
                                                                  str(record.get("class_id", "")))
