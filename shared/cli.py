@@ -227,10 +227,18 @@ async def run_relay(relay: OutboxRelay, stop: asyncio.Event) -> None:
 
 async def sweep(settings: Settings, leader: asyncio.Event, stop: asyncio.Event) -> None:
     """The reconciliation sweep, run by the active relay only."""
+    import aiohttp
     import asyncpg
 
     from shared.adapters.postgres.pool import connect
-    from shared.adapters.postgres.redelivery import requeue_stale_commands, requeue_unapplied_commands
+    from shared.adapters.postgres.redelivery import (
+        requeue_stale_commands,
+        requeue_unapplied_commands,
+        requeue_unapplied_per_store,
+        start_of_last_hour,
+    )
+    from shared.adapters.terminusdb import TerminusError
+    from shared.bootstrap import Needs, Stores, open_stores
     from shared.domain.commands import Command
     from shared.leader_rounds import rounds
 
@@ -238,22 +246,34 @@ async def sweep(settings: Settings, leader: asyncio.Event, stop: asyncio.Event) 
         return settings.topic(f"{command.channel}-commands")
 
     log = logging.getLogger("spice.sweep")
-    async for _ in rounds(max(0.5, settings.redeliver_after_seconds / 4), leader, stop):
-        try:
-            conn = await connect(settings.pg_dsn)
+    # TerminusDB as the document store: no SQL joins it, so the unapplied-event check asks the store,
+    # going on from where the last round stopped.
+    outside: Stores | None = None
+    checked: int | None = None
+    try:
+        async for _ in rounds(max(0.5, settings.redeliver_after_seconds / 4), leader, stop):
             try:
-                count = await requeue_stale_commands(conn, settings.redeliver_after_seconds, topic_for)
-                if not settings.terminusdb_url:
-                    # This check reads the embedded PostgreSQL document store; with TerminusDB as the
-                    # document store it would see every document as missing (not done for TerminusDB).
-                    count += await requeue_unapplied_commands(conn, settings.redeliver_after_seconds, topic_for)
-            finally:
-                await conn.close()
-            if count:
-                log.warning("re-queued %d command(s) with no event after %.0fs", count,
-                            settings.redeliver_after_seconds)
-        except (OSError, asyncpg.PostgresError, ValueError) as exc:
-            log.warning("reconciliation sweep failed, will retry: %s", exc)
+                conn = await connect(settings.pg_dsn)
+                try:
+                    count = await requeue_stale_commands(conn, settings.redeliver_after_seconds, topic_for)
+                    if not settings.terminusdb_url:
+                        count += await requeue_unapplied_commands(conn, settings.redeliver_after_seconds, topic_for)
+                    else:
+                        outside = outside or await open_stores(settings, Needs(pool=(1, 1)))
+                        checked = await start_of_last_hour(conn) if checked is None else checked
+                        queued, checked = await requeue_unapplied_per_store(
+                            conn, outside.docs, checked, settings.redeliver_after_seconds, topic_for)
+                        count += queued
+                finally:
+                    await conn.close()
+                if count:
+                    log.warning("re-queued %d command(s) with no event or no document after %.0fs", count,
+                                settings.redeliver_after_seconds)
+            except (OSError, asyncpg.PostgresError, ValueError, TerminusError, aiohttp.ClientError) as exc:
+                log.warning("reconciliation sweep failed, will retry: %s", exc)
+    finally:
+        if outside is not None:
+            await outside.close()
 
 
 def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:

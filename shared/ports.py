@@ -179,6 +179,12 @@ class DocumentStore(ABC):
         """How many live instances the class has."""
 
     @abstractmethod
+    async def held_versions(self, db_name: str, aggregate_type: str, ids: list[str]) -> dict[str, int]:
+        """id -> the version the store holds (tombstones included) for those of `ids` it has any record of;
+        `aggregate_type` is an AggregateType value: database (ids: the name), grant (user), ontology_class
+        or instance."""
+
+    @abstractmethod
     async def referrers(self, db_name: str, instance_id: str, slots: list[tuple[str, str]], limit: int) -> list[str]:
         """Up to `limit` live instances (ids, in id order) whose links name `instance_id`; `slots` are the
         (class, property) pairs that can hold such a link (a store that knows its links may look wider)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any, cast
@@ -200,6 +201,39 @@ async def test_terminusdb_giving_up_its_commit_retries_is_retried(fake: tuple[Fa
     await terminus.put_class("busy", class_doc("Thing", 1, label="x"))
     assert (await terminus.get_class("busy", "Thing"))["label"] == "x"  # type: ignore[index]
     assert server.give_up_commits == 0
+
+
+async def test_the_unapplied_sweep_asks_terminusdb_which_versions_it_holds(
+        pool: Pool, terminus: TerminusDocumentStore) -> None:
+    """With TerminusDB as the document store, an event appended whose document was never written (the
+    worker stopped in between) is found by comparing with the versions TerminusDB holds, and its command
+    queued again; each event is looked at once, and a written one queues nothing."""
+    from shared.adapters.postgres.event_store import PostgresEventStore
+    from shared.adapters.postgres.redelivery import requeue_unapplied_per_store, start_of_last_hour
+    from shared.domain.commands import Command, CommandType, utcnow
+    from shared.domain.events import Event, EventType
+    from tests.stack import record_only
+
+    db = f"db-{uuid.uuid4().hex[:8]}"
+    await terminus.put_database(db_doc(db, 1))
+    async with pool.acquire() as conn:
+        start = await start_of_last_hour(conn)
+    commands = [Command(command_type=CommandType.CREATE_ONTOLOGY_CLASS, aggregate_id=c, db_name=db, actor="t",
+                        payload={"id": c}) for c in ("Written", "Lost")]
+    for command in commands:
+        await record_only(pool, command)
+        await PostgresEventStore(pool).append(Event(
+            event_id=uuid.uuid4(), event_type=EventType.ONTOLOGY_CLASS_CREATED, aggregate_type=command.aggregate_type,
+            aggregate_id=command.aggregate_id, db_name=db, version=1, command_id=command.command_id, actor="t",
+            occurred_at=utcnow(), data=class_doc(command.aggregate_id, 1)), "t")
+    await terminus.put_class(db, class_doc("Written", 1))
+    queued = "SELECT count(*) FROM outbox WHERE command_id = $1"
+    async with pool.acquire() as conn:
+        assert await requeue_unapplied_per_store(conn, terminus, start, 8, lambda c: "t") == (0, start)  # too new
+        count, checked = await requeue_unapplied_per_store(conn, terminus, start, 0, lambda c: "t")
+        assert count == 1 and checked > start
+        assert await requeue_unapplied_per_store(conn, terminus, checked, 0, lambda c: "t") == (0, checked)
+    assert [await pool.fetchval(queued, c.command_id) for c in commands] == [0, 1]
 
 
 async def test_grants_live_in_the_catalog_and_go_with_the_database(terminus: TerminusDocumentStore) -> None:

@@ -125,3 +125,16 @@ class DocumentStoreContract:
         await store.delete_instance(name, "p2", 2)
         assert await store.referrers(name, "c1", slots, 10) == []
         assert await store.referrers(name, "nobody", slots, 10) == []
+
+    async def test_held_versions_include_tombstones(self, store: DocumentStore, name: str) -> None:
+        await self._with_class(store, name, "Person", "Gone")
+        await store.put_instances(name, [instance_doc("p1", "Person", 3, name="x")])
+        await store.delete_instance(name, "p1", 4)
+        await store.put_instances(name, [instance_doc("p2", "Person", 1, name="y")])
+        await store.delete_class(name, "Gone", 2)
+        assert await store.held_versions(name, "instance", ["p1", "p2", "nope"]) == {"p1": 4, "p2": 1}
+        assert await store.held_versions(name, "ontology_class", ["Person", "Gone", "Nope"]) == {"Person": 1,
+                                                                                               "Gone": 2}
+        assert await store.held_versions(name, "database", [name, "no-such-db"]) == {name: 1}
+        await store.put_grant({"db_name": name, "user": "ann", "role": "reader", "version": 5})
+        assert await store.held_versions(name, "grant", ["ann", "bo"]) == {"ann": 5}

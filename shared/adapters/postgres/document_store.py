@@ -190,3 +190,15 @@ class PostgresDocumentStore(DocumentStore):
                ORDER BY i.instance_id LIMIT $5""",
             db_name, [c for c, _ in slots], [n for _, n in slots], instance_id, limit)
         return [r["instance_id"] for r in rows]
+
+    async def held_versions(self, db_name: str, aggregate_type: str, ids: list[str]) -> dict[str, int]:
+        if aggregate_type == "database":
+            rows = await self.pool.fetch("SELECT name AS id, version FROM docs.databases WHERE name = ANY($1::text[])",
+                                         ids)
+        else:
+            table, key = {"grant": ("docs.grants", "user_id"), "ontology_class": ("docs.classes", "class_id"),
+                          "instance": ("docs.instances", "instance_id")}[aggregate_type]
+            rows = await self.pool.fetch(
+                f"SELECT {key} AS id, version FROM {table} WHERE db_name = $1 AND {key} = ANY($2::text[])",
+                db_name, ids)
+        return {r["id"]: r["version"] for r in rows}

@@ -9,12 +9,14 @@ twice is a no-op (event store constraints), so a needless re-queue costs one loo
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 
 import asyncpg
 
 from shared.adapters.postgres.command_log import command_from_row
 from shared.domain.commands import Command
+from shared.ports import DocumentStore
 
 STALE = """
 SELECT c.* FROM commands c
@@ -78,6 +80,59 @@ async def requeue_unapplied_commands(conn: asyncpg.Connection, older_than: float
         commands = [command_from_row(r) for r in await conn.fetch(UNAPPLIED, older_than, limit)]
         await _queue(conn, commands, topic_for)
     return len(commands)
+
+
+# The newest versioned event of each aggregate among the events after `$1` and appended longer ago than
+# `$2` seconds (a transaction commits well within that, so no position below the bound is still to come).
+LATEST_SINCE = """
+WITH bound AS (
+  SELECT coalesce(max(position), $1) AS upto FROM (
+    SELECT position FROM events WHERE position > $1 AND appended_at < clock_timestamp() - make_interval(secs => $2)
+    ORDER BY position LIMIT $3) window_
+)
+SELECT DISTINCT ON (e.db_name, e.aggregate_type, e.aggregate_id)
+       e.command_id, e.db_name, e.aggregate_type, e.aggregate_id, e.version, bound.upto
+FROM events e, bound
+WHERE e.position > $1 AND e.position <= bound.upto AND e.version IS NOT NULL
+ORDER BY e.db_name, e.aggregate_type, e.aggregate_id, e.version DESC
+"""
+
+
+async def start_of_last_hour(conn: asyncpg.Connection) -> int:
+    """The position just before the events appended within the last hour (where a store-asking sweep starts)."""
+    found = await conn.fetchval("""SELECT coalesce(min(position) - 1, (SELECT coalesce(max(position), 0) FROM events))
+                                   FROM events WHERE appended_at > clock_timestamp() - interval '1 hour'""")
+    return int(found)
+
+
+async def requeue_unapplied_per_store(conn: asyncpg.Connection, docs: DocumentStore, after: int, older_than: float,
+                                      topic_for: Callable[[Command], str], limit: int = 10_000) -> tuple[int, int]:
+    """The unapplied-event check for a document store outside PostgreSQL (TerminusDB), which no SQL can
+    join: the newest event of each aggregate appended since the last round is compared with the version
+    the store says it holds, and the commands of those it lacks are queued again. Each event is looked
+    at once, `older_than` after its append. Returns (queued, position to go on from)."""
+    rows = await conn.fetch(LATEST_SINCE, after, older_than, limit)
+    if not rows:
+        return 0, after
+    groups: dict[tuple[str, str], dict[str, tuple[int, uuid.UUID]]] = {}
+    for row in rows:
+        groups.setdefault((row["db_name"], row["aggregate_type"]), {})[row["aggregate_id"]] = (
+            row["version"], row["command_id"])
+    behind: set[uuid.UUID] = set()
+    for (db_name, aggregate_type), latest in groups.items():
+        if aggregate_type != "database" and await docs.database(db_name) is None:
+            continue  # a dropped database's documents went with it
+        held = await docs.held_versions(db_name, aggregate_type, sorted(latest))
+        behind |= {command_id for aggregate_id, (version, command_id) in latest.items()
+                   if held.get(aggregate_id, 0) < version}
+    recent = await conn.fetch("""SELECT c.* FROM commands c WHERE c.command_id = ANY($1::uuid[])
+                                 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.command_id = c.command_id
+                                   AND o.created_at > clock_timestamp() - make_interval(secs => $2))""",
+                              list(behind), older_than)
+    commands = [command_from_row(r) for r in recent]
+    async with conn.transaction():
+        await _queue(conn, commands, topic_for)
+    return len(commands), int(rows[0]["upto"])
 
 
 async def _queue(conn: asyncpg.Connection, commands: list[Command], topic_for: Callable[[Command], str]) -> None:

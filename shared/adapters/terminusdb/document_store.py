@@ -328,6 +328,22 @@ class TerminusDocumentStore(DocumentStore):
             raise
         return int(woql.value(rows[0]["Count"])) if rows else 0
 
+    async def held_versions(self, db_name: str, aggregate_type: str, ids: list[str]) -> dict[str, int]:
+        if aggregate_type == "database":
+            await self._ensure_catalog()
+            found = await self._records(self.catalog, DATABASE_RECORD, {i: f"{DATABASE_RECORD}/{key(i)}" for i in ids},
+                                        "name")
+        elif aggregate_type == "grant":
+            await self._ensure_catalog()
+            grants = [await self._read(self.catalog, f"{GRANT_RECORD}/{key(db_name)}+{key(i)}") for i in ids]
+            found = dict(zip(ids, grants, strict=True))
+        else:
+            record_type = CLASS_RECORD if aggregate_type == "ontology_class" else INSTANCE_RECORD
+            field_name = "class_id" if aggregate_type == "ontology_class" else "instance_id"
+            found = await self._records(self.terminus_db(db_name), record_type,
+                                        {i: f"{record_type}/{key(i)}" for i in ids}, field_name)
+        return {i: r.version for i, r in found.items() if r is not None}
+
     async def referrers(self, db_name: str, instance_id: str, slots: list[tuple[str, str]], limit: int) -> list[str]:
         # TerminusDB knows every link to a document (it refuses to delete a linked one): ask it, whatever
         # the slots say.
