@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 from shared.adapters.document_stores import open_document_store
 from shared.adapters.postgres.document_store import PostgresDocumentStore
 from shared.adapters.postgres.pool import Pool
-from shared.adapters.terminusdb import TerminusDocumentStore, TerminusError
+from shared.adapters.terminusdb import TerminusDocumentStore, TerminusError, writer
 from shared.config import Settings
 from shared.ports import DocumentStore
 from tests.contracts.document_store import DocumentStoreContract, class_doc, db_doc, instance_doc
@@ -73,12 +73,14 @@ async def _ontology(store: TerminusDocumentStore, name: str) -> None:
 async def test_class_schema_documents(fake: tuple[FakeTerminusDB, str], terminus: TerminusDocumentStore) -> None:
     server, _ = fake
     await _ontology(terminus, "hr")
-    employee = [r for r in _writes(server, "schema") if r["body"][0]["@id"] == "Employee"]
-    assert len(employee) == 1
-    assert employee[0]["method"] == "PUT"
-    assert employee[0]["query"] == {"author": "bob", "message": "cmd-employee", "graph_type": "schema",
-                                    "create": "true"}
-    assert employee[0]["body"] == [{
+    assert "Employee" not in server.dbs["hr"].schema  # recorded; its schema document waits for the next commit
+    await terminus.flush("hr")
+    written = [r for r in _writes(server, "schema") if any(d["@id"] == "Employee" for d in r["body"])]
+    assert len(written) == 1  # the three classes in one schema commit, naming their commands
+    assert written[0]["method"] == "PUT"
+    assert written[0]["query"] == {"author": "spice-harvester", "message": "cmd-company cmd-employee cmd-person",
+                                   "graph_type": "schema", "create": "true"}
+    assert [d for d in written[0]["body"] if d["@id"] == "Employee"] == [{
         "@type": "Class", "@id": "Employee", "@inherits": ["Person"],
         "salary": {"@type": "Optional", "@class": "xsd:decimal"},
         "hired": "xsd:dateTime",
@@ -159,8 +161,10 @@ async def test_competing_write_between_read_and_write_is_not_lost(fake: tuple[Fa
     await other.close()
     assert (await terminus.get_class("race", "Thing"))["label"] == "v3"  # type: ignore[index]
     # our write was refused as stale (api:DataVersionMismatch), re-read, and then skipped as older
-    schema_writes = [r for r in _writes(server, "schema") if r["body"][0].get("@id") == "Thing"]
-    assert [r["headers"].get("TerminusDB-Data-Version") is not None for r in schema_writes] == [True] * 3
+    record_writes = [r for r in _writes(server, "instance")
+                     if any(d.get("@id") == "SpiceClassRecord/Thing" for d in r["body"] or [])]
+    assert [r["headers"].get("TerminusDB-Data-Version") is not None for r in record_writes] == [True] * 3
+    await terminus.flush("race")
     assert server.dbs["race"].schema["Thing"]["@documentation"] == {"@label": "v3"}
 
 
@@ -179,6 +183,46 @@ async def test_concurrent_writers_share_commits_and_never_conflict(fake: tuple[F
     writes = [r for r in server.requests[sent:] if r["method"] in ("PUT", "POST", "DELETE")
               and r["path"] == "/api/document/admin/many"]
     assert len(writes) == commits  # every write request landed: none was refused and sent again
+
+
+async def test_new_classes_share_one_schema_commit_before_their_first_instance(
+        fake: tuple[FakeTerminusDB, str], terminus: TerminusDocumentStore) -> None:
+    """A schema commit costs TerminusDB the whole schema, so class creates write their records only and
+    their schema documents go together, in one commit, ahead of the first instance write."""
+    server, _ = fake
+    await _ontology(terminus, "hr")
+
+    def to_hr(graph_type: str) -> list[dict[str, Any]]:
+        return [r for r in _writes(server, graph_type) if r["path"] == "/api/document/admin/hr"]
+
+    assert len(to_hr("schema")) == 1  # only the install of spice's own record classes
+    await terminus.put_instances("hr", [instance_doc("c1", "Company", 1)])
+    schema, instance = to_hr("schema")[1:], to_hr("instance")
+    assert len(schema) == 1 and {d["@id"] for d in schema[0]["body"]} == {"Person", "Company", "Employee"}
+    assert instance[-1]["body"][0]["@id"] == "Company/c1"  # after the schema commit
+    assert server.requests.index(schema[0]) < server.requests.index(instance[-1])
+
+
+async def test_schema_documents_left_unwritten_are_read_back_and_written(
+        fake: tuple[FakeTerminusDB, str], terminus: TerminusDocumentStore,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that stopped before writing them: the next writer finds the classes recorded with no
+    schema document and writes them with its first commit; an idle writer writes them by itself."""
+    server, url = fake
+    await _ontology(terminus, "hr")
+    await terminus.close()  # gone without flushing
+    later = TerminusDocumentStore(url)
+    await later.put_instances("hr", [instance_doc("c1", "Company", 1)])
+    assert {"Person", "Company", "Employee"} <= set(server.dbs["hr"].schema)
+    monkeypatch.setattr(writer, "FLUSH_AFTER", 0.05)
+    await later.put_class("hr", class_doc("Idle", 1))
+    assert "Idle" not in server.dbs["hr"].schema
+    for _ in range(100):
+        if "Idle" in server.dbs["hr"].schema:
+            break
+        await asyncio.sleep(0.02)
+    assert "Idle" in server.dbs["hr"].schema
+    await later.close()
 
 
 async def test_one_refused_write_fails_alone_and_the_batch_commits(terminus: TerminusDocumentStore) -> None:

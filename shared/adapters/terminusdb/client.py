@@ -186,6 +186,16 @@ class TerminusClient:
             raise
         return list(reply.body or [])
 
+    async def schema(self, db: str) -> list[dict[str, Any]]:
+        """Every schema document (the @context first); [] when the database does not exist."""
+        try:
+            reply = await self.request("GET", self._docs(db), params={"graph_type": SCHEMA, "as_list": "true"})
+        except TerminusError as exc:
+            if exc.status == 404:
+                return []
+            raise
+        return list(reply.body or [])
+
     async def query(self, db: str, template: dict[str, Any], graph_type: str = INSTANCE) -> list[dict[str, Any]]:
         """Query by example (POST with `X-HTTP-Method-Override: GET`); [] when the database does not exist."""
         try:

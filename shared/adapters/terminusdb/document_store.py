@@ -78,6 +78,8 @@ class TerminusDocumentStore(DocumentStore):
         self._catalog_writes = asyncio.Lock()
 
     async def close(self) -> None:
+        for writer in self._writers.values():
+            writer.stop()
         await self.client.close()
 
     def terminus_db(self, name: str) -> str:
@@ -233,6 +235,12 @@ class TerminusDocumentStore(DocumentStore):
         except TerminusError:
             self._ready.discard(db_name)
             raise
+
+    async def flush(self, db_name: str) -> None:
+        """Write the schema documents of the classes created since the last schema commit now (the writer
+        does by itself before any other write, or once idle)."""
+        if await self._database_ready(db_name, False, SYSTEM_AUTHOR, SYSTEM_AUTHOR):
+            await self._writer(db_name).write([])
 
     async def put_class(self, db_name: str, doc: dict[str, Any]) -> None:
         class_id, version = doc["class_id"], doc["version"]

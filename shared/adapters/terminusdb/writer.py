@@ -36,6 +36,7 @@ CONFLICTS = (DataVersionMismatch, CommitRetriesExceeded)
 # with the layers under it as well as with the schema; rolling up every 10 commits (about 20 ms each)
 # took 200 one-class schema commits from 105 s to 42 s.
 OPTIMIZE_EVERY = 10
+FLUSH_AFTER = 2.0  # seconds a writer with unwritten schema documents waits idle before writing them
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,12 @@ class Cache:
     data_version: str | None = None
     records: dict[str, dict[str, Held | None]] = field(default_factory=lambda: {CLASS_RECORD: {}, INSTANCE_RECORD: {}})
     complete: set[str] = field(default_factory=set)  # record types listed in full at data_version
-    classes: dict[str, dict[str, Any]] | None = None  # live class documents, when loaded
+    classes: dict[str, dict[str, Any]] | None = None  # live class documents (spice's records), when loaded
+    schemas: set[str] | None = None  # classes TerminusDB has a schema document of, when loaded
+
+    def unwritten(self) -> dict[str, dict[str, Any]]:
+        """Live classes whose schema document is still to be written (created since the last flush)."""
+        return {cid: doc for cid, doc in (self.classes or {}).items() if cid not in (self.schemas or set())}
 
     def known(self, record_type: str, name: str) -> bool:
         return name in self.records[record_type] or record_type in self.complete
@@ -100,12 +106,13 @@ class Cache:
         return self.records[record_type].get(name)
 
 
-def _authorship(changes: list[Change]) -> tuple[str, str]:
-    """The commit's author and message: the acting user and the command when there is one of each, so
-    TerminusDB's log carries provenance; a batch of several names them all (each document keeps its own)."""
-    authors = sorted({c.author for c in changes})
-    messages = sorted({c.message for c in changes})
-    return (authors[0] if len(authors) == 1 else SYSTEM_AUTHOR), " ".join(messages)
+def _authorship(pairs: list[tuple[str, str]]) -> tuple[str, str]:
+    """The commit's author and message from (acting user, command) pairs: the user and the command when
+    there is one of each, so TerminusDB's log carries provenance; a batch of several names every command
+    (each document keeps its own provenance)."""
+    authors = sorted({author for author, _ in pairs})
+    messages = sorted({message for _, message in pairs})
+    return (authors[0] if len(authors) == 1 else SYSTEM_AUTHOR), " ".join(messages) or SYSTEM_AUTHOR
 
 
 @dataclass
@@ -128,15 +135,42 @@ class DatabaseWriter:
         self.client, self.tdb, self.max_attempts = client, tdb, max_attempts
         self.cache = Cache()
         self._since_optimized = 0
+        self._idle: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Task[None] | None = None  # kept referenced while it runs
         self._queue: list[_Unit] = []
         self._drain: asyncio.Task[None] | None = None
 
     async def write(self, changes: list[Change]) -> None:
+        """Commit the changes (with whatever else is queued); an empty list writes the unwritten schemas."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         unit = _Unit(changes, asyncio.get_running_loop().create_future())
         self._queue.append(unit)
         if self._drain is None or self._drain.done():
             self._drain = asyncio.create_task(self._run())
         await unit.done
+
+    def stop(self) -> None:
+        """No more idle flushes (the store closes); what is unwritten is read back by the next writer."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    def _flush_when_idle(self) -> None:
+        if self.cache.unwritten() and self._idle is None:
+            self._idle = asyncio.get_running_loop().call_later(FLUSH_AFTER, self._flush)
+
+    def _flush(self) -> None:
+        self._idle = None
+
+        async def flush() -> None:
+            try:
+                await self.write([])
+            except Exception:  # noqa: BLE001 — tried again by the next write, or read back after a restart
+                log.exception("writing the schema documents of %s failed", self.tdb)
+
+        self._flushing = asyncio.create_task(flush())
 
     async def _run(self) -> None:
         while self._queue:
@@ -163,6 +197,7 @@ class DatabaseWriter:
             else:
                 for unit in units:
                     _settle(unit, None)
+        self._flush_when_idle()
 
     async def _commit(self, changes: list[Change]) -> None:
         """Compare-and-swap on the data version: the snapshot is valid at the cache's data version and the
@@ -179,7 +214,7 @@ class DatabaseWriter:
             try:
                 await self._load(batch)
                 fresh = [c for c in batch if _newer(self.cache.get(c.record_type, c.key), c.version)]
-                if fresh:
+                if fresh or (not batch and self.cache.unwritten()):  # nothing but the unwritten schemas: a flush
                     await self._write(fresh)
                 return
             except CONFLICTS:
@@ -196,16 +231,18 @@ class DatabaseWriter:
         cache = self.cache
         if cache.data_version is None:
             cache.data_version = await self.client.data_version(self.tdb)
-        if any(c.record_type == INSTANCE_RECORD and c.doc is not None for c in batch) and cache.classes is None:
+        if cache.classes is None:
             records = await self.client.documents(self.tdb, CLASS_RECORD)
             cache.records[CLASS_RECORD] = {str(r["class_id"]): held(r) for r in records}
             cache.complete.add(CLASS_RECORD)
             cache.classes = {str(r["class_id"]): json.loads(r["doc"]) for r in records
                              if not held(r).deleted}
+        if cache.schemas is None:
+            cache.schemas = {str(d["@id"]) for d in await self.client.schema(self.tdb) if d.get("@type") == "Class"}
         wanted: dict[str, set[str]] = {CLASS_RECORD: set(), INSTANCE_RECORD: set()}
         for change in batch:
             wanted[change.record_type].add(change.key)
-            if change.record_type == INSTANCE_RECORD and change.doc is not None and cache.classes is not None:
+            if change.record_type == INSTANCE_RECORD and change.doc is not None:
                 wanted[INSTANCE_RECORD] |= link_targets(change.doc, self._classes_with(batch))
         for record_type, names in wanted.items():
             missing = sorted(n for n in names if not cache.known(record_type, n))
@@ -214,9 +251,9 @@ class DatabaseWriter:
 
     async def _read(self, record_type: str, names: list[str]) -> None:
         cache = self.cache
-        if sum(len(r) for r in cache.records.values()) > CACHE_LIMIT:
-            cache.records = {CLASS_RECORD: {}, INSTANCE_RECORD: {}}
-            cache.complete.clear()
+        if len(cache.records[INSTANCE_RECORD]) > CACHE_LIMIT:  # the classes stay: they are few and complete
+            cache.records[INSTANCE_RECORD] = {}
+            cache.complete.discard(INSTANCE_RECORD)
         field_name = "class_id" if record_type == CLASS_RECORD else "instance_id"
         if len(names) > LIST_THRESHOLD:
             listed = {str(r[field_name]): held(r) for r in await self.client.documents(self.tdb, record_type)}
@@ -248,10 +285,28 @@ class DatabaseWriter:
     async def _write(self, fresh: list[Change]) -> None:
         """The batch's commits, in an order that a crash anywhere leaves repairable by the redelivery:
         schemas before the instances that use them, typed documents before spice's records (spice reads
-        the records, so it never names a document not written), and the records last."""
-        author, message = _authorship(fresh)
+        the records, so it never names a document not written), and the records last.
+
+        A batch of nothing but new classes writes only their records, and their schema documents wait
+        (`Cache.unwritten`): a schema commit's cost grows with the whole schema on TerminusDB 12.0.6 (it
+        infers a migration and checks the schema at every commit), so one commit takes every class created
+        since the last, as soon as anything else is written (an instance can only be written once its
+        class is), or when the writer has been idle for FLUSH_AFTER seconds. A crash in between loses
+        nothing: what is unwritten is read back as the classes recorded with no schema document."""
         cache = self.cache
+        assert cache.classes is not None and cache.schemas is not None, "loaded by _load"
+        lazy = bool(fresh) and all(c.record_type == CLASS_RECORD and c.doc is not None and c.key not in cache.schemas
+                                   for c in fresh)
         classes = self._classes_with(fresh)
+        changed = {c.key for c in fresh if c.record_type == CLASS_RECORD and c.doc is not None}
+        # Not lazy: every class still unwritten goes with this commit, and the classes this batch changes.
+        flushed = {} if lazy else {cid: doc for cid, doc in classes.items()
+                                   if cid not in cache.schemas or cid in changed}
+        author, message = _authorship([(c.author, c.message) for c in fresh])
+        # The schema commit names the commands of the classes it writes (some were recorded earlier).
+        schema_author, schema_message = _authorship([
+            (str(doc.get("updated_by") or SYSTEM_AUTHOR), str(doc.get("source_command_id") or SYSTEM_AUTHOR))
+            for doc in flushed.values()])
         located = {c.key: str(c.doc["class_id"]) for c in fresh if c.record_type == INSTANCE_RECORD and c.doc}
         for name, known in cache.records[INSTANCE_RECORD].items():
             if known is not None and not known.deleted:
@@ -261,27 +316,29 @@ class DatabaseWriter:
             current = cache.get(change.record_type, change.key)
             return current if current is not None and not current.deleted else None
 
-        schemas = [class_schema(c.doc) for c in fresh if c.record_type == CLASS_RECORD and c.doc is not None]
+        schemas = [class_schema(doc) for _, doc in sorted(flushed.items())]
         typed = [instance_document(c.doc, classes, located)
                  for c in fresh if c.record_type == INSTANCE_RECORD and c.doc is not None]
         gone_instances = [instance_ref(h.class_id, c.key) for c in fresh
                           if c.record_type == INSTANCE_RECORD and c.doc is None and (h := live(c)) is not None]
-        # A class never recorded is deleted anyway (a 404 is fine); a tombstoned one is gone already.
+        # Only what TerminusDB has a schema document of is deleted from the schema.
         gone_classes = [c.key for c in fresh if c.record_type == CLASS_RECORD and c.doc is None
-                        and ((h := cache.get(CLASS_RECORD, c.key)) is None or not h.deleted)]
+                        and c.key in cache.schemas]
         version = cache.data_version
         if schemas:
-            version = (await self.client.replace(self.tdb, schemas, author=author, message=message,
+            version = (await self.client.replace(self.tdb, schemas, author=schema_author, message=schema_message,
                                                  graph_type=SCHEMA, create=True, data_version=version)).data_version
         if gone_instances:
             version = await self._delete(gone_instances, author, message, "instance", version)
         if gone_classes:
             version = await self._delete(gone_classes, author, message, SCHEMA, version)
         records = [c.record(h.class_id if (h := cache.get(c.record_type, c.key)) else "") for c in fresh]
-        reply = await self.client.replace(self.tdb, typed + records, author=author, message=message,
-                                          data_version=version)
-        cache.data_version = reply.data_version
-        self._since_optimized += bool(schemas) + bool(gone_instances) + bool(gone_classes) + 1
+        if typed or records:
+            version = (await self.client.replace(self.tdb, typed + records, author=author, message=message,
+                                                 data_version=version)).data_version
+        cache.data_version = version
+        cache.schemas = (cache.schemas | {str(d["@id"]) for d in schemas}) - set(gone_classes)
+        self._since_optimized += bool(schemas) + bool(gone_instances) + bool(gone_classes) + bool(typed or records)
         if self._since_optimized >= OPTIMIZE_EVERY:
             self._since_optimized = 0
             try:
