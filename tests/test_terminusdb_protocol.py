@@ -225,6 +225,19 @@ async def test_schema_documents_left_unwritten_are_read_back_and_written(
     await later.close()
 
 
+async def test_concurrent_reads_of_one_document_share_a_request(fake: tuple[FakeTerminusDB, str],
+                                                                 terminus: TerminusDocumentStore) -> None:
+    server, _ = fake
+    await terminus.put_database(db_doc("reads", 1))
+    sent = len(server.requests)
+    found = await asyncio.gather(*(terminus.database("reads") for _ in range(50)))
+    assert all(f is not None and f["name"] == "reads" for f in found)
+    gets = [r for r in server.requests[sent:] if r["method"] == "GET"]
+    assert len(gets) == 1
+    await terminus.delete_database("reads", 2)
+    assert await terminus.database("reads") is None  # asked after the write: a request of its own
+
+
 async def test_one_refused_write_fails_alone_and_the_batch_commits(terminus: TerminusDocumentStore) -> None:
     await _ontology(terminus, "hr")
     good = [instance_doc(f"c{i}", "Company", 1) for i in range(5)]

@@ -1,6 +1,7 @@
 """A small aiohttp client for TerminusDB's HTTP API: databases, documents, data versions, the log."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import aiohttp
 from yarl import URL
 
 DATA_VERSION = "TerminusDB-Data-Version"
+COALESCE = 0.002  # seconds a document read waits for others of the same document to share its request
 INSTANCE, SCHEMA = "instance", "schema"
 
 
@@ -85,6 +87,7 @@ class TerminusClient:
         self._headers = {"Authorization": f"Basic {token}"} if token else {}
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._reads: dict[tuple[str, str, str], asyncio.Future[dict[str, Any] | None]] = {}
 
     async def close(self) -> None:
         if self._session is not None:
@@ -166,7 +169,23 @@ class TerminusClient:
         return reply.data_version
 
     async def get_document(self, db: str, doc_id: str, graph_type: str = INSTANCE) -> dict[str, Any] | None:
-        """One document, or None when it, or the database, does not exist."""
+        """One document, or None when it, or the database, does not exist. Reads of one document asked for
+        within COALESCE seconds of each other share one request (200 commands of a batch, or 200
+        submissions, all read their database's record): the request goes out after the last of them asked,
+        so each sees everything committed before it asked."""
+        key = (db, doc_id, graph_type)
+        shared = self._reads.get(key)
+        if shared is None:
+            shared = self._reads[key] = asyncio.ensure_future(self._read_soon(key))
+        # Shielded: a caller that is cancelled leaves the read to the others.
+        return await asyncio.shield(shared)
+
+    async def _read_soon(self, key: tuple[str, str, str]) -> dict[str, Any] | None:
+        db, doc_id, graph_type = key
+        try:
+            await asyncio.sleep(COALESCE)
+        finally:
+            del self._reads[key]  # whoever asks from now on gets a request of its own
         try:
             reply = await self.request("GET", self._docs(db), params={"graph_type": graph_type, "id": doc_id})
         except TerminusError as exc:

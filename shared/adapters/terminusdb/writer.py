@@ -146,6 +146,10 @@ class DatabaseWriter:
             self._idle.cancel()
             self._idle = None
         unit = _Unit(changes, asyncio.get_running_loop().create_future())
+        # One event loop appends and the drain takes the whole queue at once, so nothing is lost between
+        # them. A caller's next write of the same aggregate comes only after this one is settled (the
+        # pipeline runs an aggregate's commands one after another), so a batch never reorders them; and
+        # within a batch the newest version of a record wins, as it would applied one by one.
         self._queue.append(unit)
         if self._drain is None or self._drain.done():
             self._drain = asyncio.create_task(self._run())
