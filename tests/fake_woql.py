@@ -72,6 +72,13 @@ def solve(query: dict[str, Any], graph: list[Triple], bound: Bindings) -> Iterat
                     found[name] = actual
             else:
                 yield found
+    elif kind == "Member":
+        name, fixed = _term(query["member"], bound) if "variable" in query["member"] else (None, None)
+        for item in query["list"]["list"]:
+            _, value = _term(item, bound)
+            if fixed is not None and not _same(fixed, value):
+                continue
+            yield {**bound, name: value} if name else dict(bound)
     elif kind == "And":
         yield from _conjunction(query["and"], graph, bound)
     elif kind == "Select":

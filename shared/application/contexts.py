@@ -33,6 +33,7 @@ class ContextReader:
         """A database, grant or class command: the aggregate, the classes it refers to, and (for a class
         delete) the classes and instances that refer to it. Never every class of the database per command."""
         database = await self.docs.database(command.db_name)
+        last_version = await self.events.last_version(command.db_name, command.aggregate_type, command.aggregate_id)
         existing: set[str] = set()
         dependents: dict[str, list[str]] = {}
         if command.aggregate_type is AggregateType.DATABASE:
@@ -40,7 +41,10 @@ class ContextReader:
         elif command.aggregate_type is AggregateType.GRANT:
             current = await self.docs.grant(command.db_name, command.aggregate_id)
         else:
-            current = await self.docs.get_class(command.db_name, command.aggregate_id) if database else None
+            # A class with no event yet has no document either: nothing to read (a read of the document
+            # store is the expensive one with TerminusDB).
+            current = await self.docs.get_class(command.db_name, command.aggregate_id) \
+                if database and last_version else None
             for ref in _references(command, current) if database else set():
                 if await self.docs.get_class(command.db_name, ref) is not None:
                     existing.add(ref)
@@ -60,8 +64,7 @@ class ContextReader:
                                           [command.db_name])
         return Context(
             current=current,
-            last_version=await self.events.last_version(command.db_name, command.aggregate_type,
-                                                        command.aggregate_id),
+            last_version=last_version,
             database_exists=database is not None,
             classes=frozenset(existing),
             pending_creates=frozenset(pending),
@@ -97,7 +100,10 @@ class ContextReader:
             pending = await on_their_way(self.commands, self.events, db, AggregateType.ONTOLOGY_CLASS,
                                          [class_of(command)])
         ids = instance_ids(command)
-        owners = await self.docs.instance_classes(command.db_name, ids)
+        last_versions = await self.events.last_versions(db, AggregateType.INSTANCE, ids)
+        # Only an instance with events can have a document: a create of new ids reads none.
+        known = [i for i in ids if last_versions.get(i)]
+        owners = await self.docs.instance_classes(command.db_name, known) if known else {}
         current: dict[str, dict[str, Any]] = {}
         if command.command_type in (CommandType.UPDATE_INSTANCE, CommandType.DELETE_INSTANCE) and owners:
             doc = await self.docs.get_instance(command.db_name, command.aggregate_id)
@@ -116,7 +122,7 @@ class ContextReader:
                                       [i for i in links if i not in linked])
         return InstanceContext(
             database_exists=True, classes=classes, current=current,
-            last_versions=await self.events.last_versions(db, AggregateType.INSTANCE, ids),
+            last_versions=last_versions,
             linked=linked, pending_creates=frozenset(pending), referrers=referrers,
         )
 

@@ -21,7 +21,7 @@ from shared.adapters.terminusdb.schema import (
     instance_ref,
     key,
 )
-from shared.adapters.terminusdb.writer import CONFLICTS, LIST_THRESHOLD, SYSTEM_AUTHOR, Change, DatabaseWriter
+from shared.adapters.terminusdb.writer import CONFLICTS, READ_CHUNK, SYSTEM_AUTHOR, Change, DatabaseWriter
 from shared.ports import DocumentStore
 
 
@@ -52,6 +52,10 @@ def _deletion(actor: str | None, command_id: str | None, what: str, version: int
 
 Snapshot = dict[str, Record | None]
 Write = Callable[[Snapshot, str | None], Awaitable[None]]
+
+
+# Above this many ids a catalog snapshot lists the record type once instead of one GET per id.
+LIST_THRESHOLD = 50
 
 
 class TerminusDocumentStore(DocumentStore):
@@ -320,12 +324,25 @@ class TerminusDocumentStore(DocumentStore):
         rows = await self.client.woql(tdb, woql.page_live(class_id, limit, offset)) if total > offset else []
         return total, [json.loads(woql.value(row["Doc"])) for row in rows]
 
+    async def _held(self, db_name: str, record_type: str, keys: list[str]) -> dict[str, tuple[int, bool, str]]:
+        """key -> (version, tombstone, class) of the records among `keys`: one WOQL query per 1,000."""
+        key_field = "class_id" if record_type == CLASS_RECORD else "instance_id"
+        found: dict[str, tuple[int, bool, str]] = {}
+        for start in range(0, len(keys), READ_CHUNK):
+            query = woql.records_among(record_type, key_field, keys[start:start + READ_CHUNK])
+            try:
+                found.update(woql.held_of(await self.client.woql(self.terminus_db(db_name), query)))
+            except TerminusError as exc:
+                if exc.status == 404:  # no such database: no records
+                    return {}
+                raise
+        return found
+
     async def instance_classes(self, db_name: str, instance_ids: list[str]) -> dict[str, str]:
         if not instance_ids:
             return {}
-        ids = {i: f"{INSTANCE_RECORD}/{key(i)}" for i in instance_ids}
-        found = await self._records(self.terminus_db(db_name), INSTANCE_RECORD, ids, "instance_id")
-        return {i: str(r.doc["class_id"]) for i, r in found.items() if r and not r.deleted}
+        held = await self._held(db_name, INSTANCE_RECORD, instance_ids)
+        return {i: class_id for i, (_, deleted, class_id) in held.items() if not deleted}
 
     async def count_instances(self, db_name: str, class_id: str) -> int:
         try:
@@ -347,9 +364,7 @@ class TerminusDocumentStore(DocumentStore):
             found = dict(zip(ids, grants, strict=True))
         else:
             record_type = CLASS_RECORD if aggregate_type == "ontology_class" else INSTANCE_RECORD
-            field_name = "class_id" if aggregate_type == "ontology_class" else "instance_id"
-            found = await self._records(self.terminus_db(db_name), record_type,
-                                        {i: f"{record_type}/{key(i)}" for i in ids}, field_name)
+            return {i: version for i, (version, _, _) in (await self._held(db_name, record_type, ids)).items()}
         return {i: r.version for i, r in found.items() if r is not None}
 
     async def referrers(self, db_name: str, instance_id: str, slots: list[tuple[str, str]], limit: int) -> list[str]:

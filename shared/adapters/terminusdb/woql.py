@@ -54,6 +54,31 @@ def page_live(class_id: str, limit: int, offset: int) -> dict[str, Any]:
         "@type": "Limit", "limit": limit, "query": {"@type": "Start", "start": offset, "query": ordered}}}
 
 
+def records_among(record_type: str, key_field: str, keys: list[str]) -> dict[str, Any]:
+    """Version, tombstone flag and class of the records whose `key_field` is one of `keys` (one request for
+    any number; the ones with no record are simply absent)."""
+    record = var("Record")
+
+    def bound(name: str) -> dict[str, Any]:
+        return {"@type": "Value", "variable": name}
+
+    listed = {"@type": "DataValue", "list": [{"@type": "DataValue", "data": {"@type": "xsd:string", "@value": k}}
+                                             for k in keys]}
+    return {"@type": "Select", "variables": ["Key", "Version", "Deleted", "Class"], "query": {"@type": "And", "and": [
+        {"@type": "Member", "member": {"@type": "DataValue", "variable": "Key"}, "list": listed},
+        triple(record, f"@schema:{key_field}", bound("Key")),
+        triple(record, "rdf:type", node(f"@schema:{record_type}")),
+        triple(record, "@schema:version", bound("Version")),
+        triple(record, "@schema:deleted", bound("Deleted")),
+        triple(record, "@schema:class_id", bound("Class"))]}}
+
+
+def held_of(rows: list[dict[str, Any]]) -> dict[str, tuple[int, bool, str]]:
+    """records_among's answer: key -> (version, tombstone, class)."""
+    return {str(value(r["Key"])): (int(value(r["Version"])), value(r["Deleted"]) in (True, "true"),
+                                   str(value(r["Class"]))) for r in rows}
+
+
 def linking_to(document_id: str, limit: int) -> dict[str, Any]:
     """Up to `limit` (subject, predicate) pairs whose object is the document: every link to it."""
     return {"@type": "Limit", "limit": limit, "query": {

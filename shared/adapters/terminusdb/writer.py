@@ -8,6 +8,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.adapters.terminusdb import woql
 from shared.adapters.terminusdb.client import (
     SCHEMA,
     CommitRetriesExceeded,
@@ -26,9 +27,7 @@ from shared.adapters.terminusdb.schema import (
 )
 
 SYSTEM_AUTHOR = "spice-harvester"
-# Up to this many unknown records are read one GET each; above it the record type is listed once, which
-# also makes the cache complete for that type.
-LIST_THRESHOLD = 50
+READ_CHUNK = 1000  # records asked for in one WOQL query
 # Records whose versions are remembered; beyond it the cache starts again (memory stays bounded).
 CACHE_LIMIT = 200_000
 CONFLICTS = (DataVersionMismatch, CommitRetriesExceeded)
@@ -254,25 +253,17 @@ class DatabaseWriter:
                 await self._read(record_type, missing)
 
     async def _read(self, record_type: str, names: list[str]) -> None:
+        """What the records of `names` hold, by one WOQL query per 1,000 (never a listing of every record)."""
         cache = self.cache
         if len(cache.records[INSTANCE_RECORD]) > CACHE_LIMIT:  # the classes stay: they are few and complete
             cache.records[INSTANCE_RECORD] = {}
             cache.complete.discard(INSTANCE_RECORD)
-        field_name = "class_id" if record_type == CLASS_RECORD else "instance_id"
-        if len(names) > LIST_THRESHOLD:
-            listed = {str(r[field_name]): held(r) for r in await self.client.documents(self.tdb, record_type)}
-            cache.records[record_type].update(listed)
-            cache.complete.add(record_type)
-            return
-        limit = asyncio.Semaphore(16)
-
-        async def one(name: str) -> Held | None:
-            async with limit:
-                raw = await self.client.get_document(self.tdb, f"{record_type}/{key(name)}")
-                return held(raw) if raw is not None else None
-
-        found = await asyncio.gather(*(one(n) for n in names))
-        cache.records[record_type].update(zip(names, found, strict=True))
+        key_field = "class_id" if record_type == CLASS_RECORD else "instance_id"
+        for start in range(0, len(names), READ_CHUNK):
+            chunk = names[start:start + READ_CHUNK]
+            rows = await self.client.woql(self.tdb, woql.records_among(record_type, key_field, chunk))
+            found = {k: Held(*v) for k, v in woql.held_of(rows).items()}
+            cache.records[record_type].update({n: found.get(n) for n in chunk})
 
     def _classes_with(self, batch: list[Change]) -> dict[str, dict[str, Any]]:
         """The live classes once the batch's class changes are in (instances may use a class the same
