@@ -138,3 +138,14 @@ class DocumentStoreContract:
         assert await store.held_versions(name, "database", [name, "no-such-db"]) == {name: 1}
         await store.put_grant({"db_name": name, "user": "ann", "role": "reader", "version": 5})
         assert await store.held_versions(name, "grant", ["ann", "bo"]) == {"ann": 5}
+
+    async def test_a_database_created_again_gets_its_creators_grant(self, store: DocumentStore, name: str) -> None:
+        creator = {"db_name": name, "user": "ann", "role": "admin", "version": 0}
+        await store.put_grant(creator)
+        await store.put_database(db_doc(name, 1))
+        await store.delete_database(name, 2)
+        assert await store.grant(name, "ann") is None
+        await store.put_grant({**creator, "user": "bo"})  # created again, by someone else, as apply does it
+        await store.put_database(db_doc(name, 3))
+        assert (await store.grant(name, "bo"))["role"] == "admin"  # type: ignore[index]
+        assert await store.grant(name, "ann") is None

@@ -275,7 +275,11 @@ class TerminusDocumentStore(DocumentStore):
 
         async def write(current: Snapshot, data_version: str | None) -> None:
             database = current["database"]
-            if database is not None and database.deleted:  # the database was dropped with its grants
+            # The database was dropped with its grants: a later grant write is of the old database, except
+            # the creator's (version 0), which is written just before the database itself is, when a
+            # database is created again under its name. (A redelivered create of the old database is not
+            # applied again: the pipeline re-applies only an aggregate's newest event.)
+            if database is not None and database.deleted and version > 0:
                 return
             if not self._newer(current["grant"], version):
                 return
