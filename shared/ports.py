@@ -55,7 +55,9 @@ class CommandLog(ABC):
 
     @abstractmethod
     async def pending_creates(self, db_name: str, aggregate_ids: list[str]) -> set[str]:
-        """Those of `aggregate_ids` with a recorded create command that has no event yet."""
+        """Those of `aggregate_ids` with a recorded create command that has no event yet, or whose created
+        event is still the aggregate's newest: created as far as the event store knows, whether or not the
+        document store has written it yet."""
 
 
 class EventStore(ABC):

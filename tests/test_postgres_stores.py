@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import asyncpg
 import pytest
@@ -76,3 +77,25 @@ async def test_concurrent_records_share_transactions_and_each_stands_alone(pool:
                             created_ids)
     assert [r["command_id"] for r in rows] == created_ids
     assert await log.get(bad.command_id) is None
+
+
+async def test_a_create_whose_event_is_the_newest_still_counts_as_on_its_way(pool: Pool) -> None:
+    """Between a create's append and its document write (wide with TerminusDB) a submission naming the
+    aggregate must not hear that it does not exist; once it is deleted again, it does."""
+    from shared.domain.commands import utcnow
+    from shared.domain.events import Event, EventType
+
+    log, events = PostgresCommandLog(pool), PostgresEventStore(pool)
+    command = make_command()
+    await log.record(command, "t")
+
+    def event(kind: EventType, version: int) -> Event:
+        return Event(event_id=uuid.uuid4(), event_type=kind, aggregate_type=command.aggregate_type,
+                     aggregate_id=command.aggregate_id, db_name=command.db_name, version=version,
+                     command_id=command.command_id if version == 1 else uuid.uuid4(), actor="t",
+                     occurred_at=utcnow(), data={})
+
+    await events.append(event(EventType.DATABASE_CREATED, 1), "t")
+    assert await log.pending_creates(command.db_name, [command.aggregate_id]) == {command.aggregate_id}
+    await events.append(event(EventType.DATABASE_DELETED, 2), "t")
+    assert await log.pending_creates(command.db_name, [command.aggregate_id]) == set()

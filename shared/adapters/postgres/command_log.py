@@ -116,9 +116,16 @@ class PostgresCommandLog(CommandLog):
         if not aggregate_ids:
             return set()
         rows = await self.pool.fetch(
+            # The second case closes the window between a create's append and its document write (wide
+            # with TerminusDB): a class submitted right after its parent's create completed must not be
+            # told the parent does not exist.
             """SELECT DISTINCT c.aggregate_id FROM commands c
                WHERE c.db_name = $1 AND c.aggregate_id = ANY($2::text[]) AND c.command_type = ANY($3::text[])
-                 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.command_id = c.command_id)""",
+                 AND (NOT EXISTS (SELECT 1 FROM events e WHERE e.command_id = c.command_id)
+                      OR EXISTS (SELECT 1 FROM events e WHERE e.command_id = c.command_id AND e.version IS NOT NULL
+                                 AND e.aggregate_id = c.aggregate_id AND e.version = (
+                                   SELECT max(x.version) FROM events x WHERE x.db_name = e.db_name
+                                     AND x.aggregate_type = e.aggregate_type AND x.aggregate_id = e.aggregate_id)))""",
             db_name, aggregate_ids, CREATE_TYPES,
         )
         return {r["aggregate_id"] for r in rows}
