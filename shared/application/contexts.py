@@ -41,10 +41,11 @@ class ContextReader:
         elif command.aggregate_type is AggregateType.GRANT:
             current = await self.docs.grant(command.db_name, command.aggregate_id)
         else:
-            # A class with no event yet has no document either: nothing to read (a read of the document
-            # store is the expensive one with TerminusDB).
+            # A create of a class with no event yet: its document cannot exist either (documents are only
+            # written from events), so nothing is read (the expensive read with TerminusDB).
+            unknown = command.command_type is CommandType.CREATE_ONTOLOGY_CLASS and not last_version
             current = await self.docs.get_class(command.db_name, command.aggregate_id) \
-                if database and last_version else None
+                if database and not unknown else None
             for ref in _references(command, current) if database else set():
                 if await self.docs.get_class(command.db_name, ref) is not None:
                     existing.add(ref)
@@ -101,8 +102,9 @@ class ContextReader:
                                          [class_of(command)])
         ids = instance_ids(command)
         last_versions = await self.events.last_versions(db, AggregateType.INSTANCE, ids)
-        # Only an instance with events can have a document: a create of new ids reads none.
-        known = [i for i in ids if last_versions.get(i)]
+        # Documents are only written from events: a create reads none for the ids that have no event.
+        creates = command.command_type in (CommandType.CREATE_INSTANCE, CommandType.BULK_CREATE_INSTANCES)
+        known = [i for i in ids if last_versions.get(i) or not creates]
         owners = await self.docs.instance_classes(command.db_name, known) if known else {}
         current: dict[str, dict[str, Any]] = {}
         if command.command_type in (CommandType.UPDATE_INSTANCE, CommandType.DELETE_INSTANCE) and owners:
