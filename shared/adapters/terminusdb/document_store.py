@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,7 +22,14 @@ from shared.adapters.terminusdb.schema import (
     instance_ref,
     key,
 )
-from shared.adapters.terminusdb.writer import CONFLICTS, READ_CHUNK, SYSTEM_AUTHOR, Change, DatabaseWriter
+from shared.adapters.terminusdb.writer import (
+    CONFLICTS,
+    OPTIMIZE_EVERY,
+    READ_CHUNK,
+    SYSTEM_AUTHOR,
+    Change,
+    DatabaseWriter,
+)
 from shared.ports import DocumentStore
 
 
@@ -54,6 +62,7 @@ Snapshot = dict[str, Record | None]
 Write = Callable[[Snapshot, str | None], Awaitable[None]]
 
 
+log = logging.getLogger(__name__)
 # Above this many ids a catalog snapshot lists the record type once instead of one GET per id.
 LIST_THRESHOLD = 50
 
@@ -80,6 +89,7 @@ class TerminusDocumentStore(DocumentStore):
         self._writers: dict[str, DatabaseWriter] = {}  # TerminusDB database -> its one writer here
         # Catalog writes one at a time here: concurrent ones would only refuse one another's data version.
         self._catalog_writes = asyncio.Lock()
+        self._catalog_commits = 0
 
     async def close(self) -> None:
         for writer in self._writers.values():
@@ -158,11 +168,24 @@ class TerminusDocumentStore(DocumentStore):
                 current = await self._records(tdb, record_type, ids, field)
                 try:
                     await write(current, version)
-                    return
                 except CONFLICTS:
                     pass
+                else:
+                    await self._catalog_written()
+                    return
             await asyncio.sleep(random.uniform(0, min(0.01 * 2 ** attempt, 0.5)))
         raise TimeoutError(f"TerminusDB {tdb}: gave up after {self.max_attempts} data-version conflicts")
+
+    async def _catalog_written(self) -> None:
+        """Roll the catalog's layers up every OPTIMIZE_EVERY writes (each adds one; 700 of them made a
+        catalog read 34 ms instead of 22)."""
+        self._catalog_commits += 1
+        if self._catalog_commits >= OPTIMIZE_EVERY:
+            self._catalog_commits = 0
+            try:
+                await self.client.optimize(self.catalog)
+            except TerminusError as exc:  # only slower without it
+                log.warning("rolling up the layers of %s failed: %s", self.catalog, exc)
 
     @staticmethod
     def _newer(current: Record | None, version: int) -> bool:
