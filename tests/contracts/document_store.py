@@ -149,3 +149,9 @@ class DocumentStoreContract:
         await store.put_database(db_doc(name, 3))
         assert (await store.grant(name, "bo"))["role"] == "admin"  # type: ignore[index]
         assert await store.grant(name, "ann") is None
+
+    async def test_a_description_outside_the_basic_plane_round_trips(self, store: DocumentStore, name: str) -> None:
+        # A fuzzed request's description (U+4488A) once made TerminusDB 12.0.6 answer 500 on database create.
+        doc = {**db_doc(name, 1), "description": "\U0004488a 😀 사람"}
+        await store.put_database(doc)
+        assert (await store.database(name))["description"] == doc["description"]  # type: ignore[index]
