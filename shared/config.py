@@ -83,6 +83,11 @@ class Settings:
     s3_secret_key: str = field(default_factory=lambda: _env("S3_SECRET_KEY", "spice-local-secret-key"))
     # TerminusDB document store, used instead of the PostgreSQL one when set (compose/ sets it).
     terminusdb_url: str = field(default_factory=lambda: _env("TERMINUSDB_URL", ""))
+    # Its organisation, and the catalog database and database-name prefix of this deployment: two
+    # deployments on one TerminusDB server keep apart by giving each its own catalog and prefix.
+    terminusdb_org: str = field(default_factory=lambda: _env("TERMINUSDB_ORG", "admin"))
+    terminusdb_catalog: str = field(default_factory=lambda: _env("TERMINUSDB_CATALOG", "SpiceCatalog"))
+    terminusdb_prefix: str = field(default_factory=lambda: _env("TERMINUSDB_PREFIX", ""))
     # Prefix for topic names, the Faust app id and Redis channels, so test runs never share state.
     namespace: str = field(default_factory=lambda: _env("NAMESPACE", "spice"))
     partitions: int = field(default_factory=lambda: _int("PARTITIONS", 4))

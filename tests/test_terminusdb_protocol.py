@@ -325,6 +325,11 @@ async def test_open_document_store_picks_by_settings() -> None:
     assert isinstance(store, TerminusDocumentStore)
     assert (store.client.user, store.client.password) == ("admin", "secret")
     assert store.client.base == "http://127.0.0.1:6363" and store.client.org == "admin"
+    assert (store.catalog, store.db_prefix) == ("SpiceCatalog", "")
+    apart = open_document_store(replace(Settings(), terminusdb_url="http://admin:x@127.0.0.1:6363",
+                                        terminusdb_catalog="StagingCatalog", terminusdb_prefix="staging_"), pool)
+    assert isinstance(apart, TerminusDocumentStore)
+    assert (apart.catalog, apart.terminus_db("sales")) == ("StagingCatalog", "staging_sales")
 
 
 async def test_the_fake_refuses_what_the_reference_says_terminusdb_refuses(

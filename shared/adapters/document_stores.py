@@ -10,13 +10,9 @@ from shared.ports import DocumentStore
 
 def open_document_store(settings: Settings, pool: Pool) -> DocumentStore:
     """TerminusDocumentStore for settings.terminusdb_url (Basic auth from the URL, e.g.
-    http://admin:root@127.0.0.1:6363, or from optional terminusdb_user/terminusdb_password settings;
-    organisation terminusdb_org, default "admin"); PostgresDocumentStore(pool) when it is empty."""
+    http://admin:root@127.0.0.1:6363; organisation, catalog and database prefix from the settings);
+    PostgresDocumentStore(pool) when it is empty."""
     if not settings.terminusdb_url:
         return PostgresDocumentStore(pool)
-    return TerminusDocumentStore(
-        settings.terminusdb_url,
-        org=getattr(settings, "terminusdb_org", None) or "admin",
-        user=getattr(settings, "terminusdb_user", None) or None,
-        password=getattr(settings, "terminusdb_password", None) or None,
-    )
+    return TerminusDocumentStore(settings.terminusdb_url, org=settings.terminusdb_org,
+                                 catalog=settings.terminusdb_catalog, db_prefix=settings.terminusdb_prefix)
