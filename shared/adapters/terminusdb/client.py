@@ -4,12 +4,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
+
+log = logging.getLogger(__name__)
 
 DATA_VERSION = "TerminusDB-Data-Version"
 COALESCE = 0.002  # seconds a document read waits for others of the same document to share its request
@@ -249,8 +252,11 @@ class TerminusClient:
 
     async def optimize(self, db: str) -> None:
         """Roll the branch's layers up (the data version stays): every commit adds a layer, and reads and
-        schema checks walk them all."""
-        await self.request("POST", f"optimize/{quote(self.org, safe='')}/{quote(db, safe='')}/local/branch/main")
+        schema checks walk them all. A failure is logged, not raised: without it things are only slower."""
+        try:
+            await self.request("POST", f"optimize/{quote(self.org, safe='')}/{quote(db, safe='')}/local/branch/main")
+        except TerminusError as exc:
+            log.warning("rolling up the layers of %s failed: %s", db, exc)
 
     async def woql(self, db: str, query: dict[str, Any]) -> list[dict[str, Any]]:
         """A read-only WOQL query (JSON-LD); its bindings, one dict per solution."""

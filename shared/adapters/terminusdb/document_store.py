@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -62,7 +61,6 @@ Snapshot = dict[str, Record | None]
 Write = Callable[[Snapshot, str | None], Awaitable[None]]
 
 
-log = logging.getLogger(__name__)
 # Above this many ids a catalog snapshot lists the record type once instead of one GET per id.
 LIST_THRESHOLD = 50
 
@@ -182,10 +180,7 @@ class TerminusDocumentStore(DocumentStore):
         self._catalog_commits += 1
         if self._catalog_commits >= OPTIMIZE_EVERY:
             self._catalog_commits = 0
-            try:
-                await self.client.optimize(self.catalog)
-            except TerminusError as exc:  # only slower without it
-                log.warning("rolling up the layers of %s failed: %s", self.catalog, exc)
+            await self.client.optimize(self.catalog)
 
     @staticmethod
     def _newer(current: Record | None, version: int) -> bool:

@@ -336,10 +336,7 @@ class DatabaseWriter:
         self._since_optimized += bool(schemas) + bool(gone_instances) + bool(gone_classes) + bool(typed or records)
         if self._since_optimized >= OPTIMIZE_EVERY:
             self._since_optimized = 0
-            try:
-                await self.client.optimize(self.tdb)
-            except TerminusError as exc:  # only slower without it
-                log.warning("rolling up the layers of %s failed: %s", self.tdb, exc)
+            await self.client.optimize(self.tdb)
         for change, record in zip(fresh, records, strict=True):
             cache.records[change.record_type][change.key] = Held(change.version, change.doc is None,
                                                                  str(record.get("class_id", "")))
