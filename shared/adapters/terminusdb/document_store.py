@@ -24,10 +24,10 @@ from shared.adapters.terminusdb.schema import (
 from shared.adapters.terminusdb.writer import (
     CONFLICTS,
     OPTIMIZE_EVERY,
-    READ_CHUNK,
     SYSTEM_AUTHOR,
     Change,
     DatabaseWriter,
+    records_held,
 )
 from shared.ports import DocumentStore
 
@@ -348,25 +348,11 @@ class TerminusDocumentStore(DocumentStore):
         rows = await self.client.woql(tdb, woql.page_live(class_id, limit, offset)) if total > offset else []
         return total, [json.loads(woql.value(row["Doc"])) for row in rows]
 
-    async def _held(self, db_name: str, record_type: str, keys: list[str]) -> dict[str, tuple[int, bool, str]]:
-        """key -> (version, tombstone, class) of the records among `keys`: one WOQL query per 1,000."""
-        key_field = "class_id" if record_type == CLASS_RECORD else "instance_id"
-        found: dict[str, tuple[int, bool, str]] = {}
-        for start in range(0, len(keys), READ_CHUNK):
-            query = woql.records_among(record_type, key_field, keys[start:start + READ_CHUNK])
-            try:
-                found.update(woql.held_of(await self.client.woql(self.terminus_db(db_name), query)))
-            except TerminusError as exc:
-                if exc.status == 404:  # no such database: no records
-                    return {}
-                raise
-        return found
-
     async def instance_classes(self, db_name: str, instance_ids: list[str]) -> dict[str, str]:
         if not instance_ids:
             return {}
-        held = await self._held(db_name, INSTANCE_RECORD, instance_ids)
-        return {i: class_id for i, (_, deleted, class_id) in held.items() if not deleted}
+        held = await records_held(self.client, self.terminus_db(db_name), INSTANCE_RECORD, instance_ids)
+        return {i: h.class_id for i, h in held.items() if not h.deleted}
 
     async def count_instances(self, db_name: str, class_id: str) -> int:
         try:
@@ -388,7 +374,8 @@ class TerminusDocumentStore(DocumentStore):
             found = dict(zip(ids, grants, strict=True))
         else:
             record_type = CLASS_RECORD if aggregate_type == "ontology_class" else INSTANCE_RECORD
-            return {i: version for i, (version, _, _) in (await self._held(db_name, record_type, ids)).items()}
+            held = await records_held(self.client, self.terminus_db(db_name), record_type, ids)
+            return {i: h.version for i, h in held.items()}
         return {i: r.version for i, r in found.items() if r is not None}
 
     async def referrers(self, db_name: str, instance_id: str, slots: list[tuple[str, str]], limit: int) -> list[str]:

@@ -90,16 +90,12 @@ class Cache:
 
     data_version: str | None = None
     records: dict[str, dict[str, Held | None]] = field(default_factory=lambda: {CLASS_RECORD: {}, INSTANCE_RECORD: {}})
-    complete: set[str] = field(default_factory=set)  # record types listed in full at data_version
     classes: dict[str, dict[str, Any]] | None = None  # live class documents (spice's records), when loaded
     schemas: set[str] | None = None  # classes TerminusDB has a schema document of, when loaded
 
     def unwritten(self) -> dict[str, dict[str, Any]]:
         """Live classes whose schema document is still to be written (created since the last flush)."""
         return {cid: doc for cid, doc in (self.classes or {}).items() if cid not in (self.schemas or set())}
-
-    def known(self, record_type: str, name: str) -> bool:
-        return name in self.records[record_type] or record_type in self.complete
 
     def get(self, record_type: str, name: str) -> Held | None:
         return self.records[record_type].get(name)
@@ -236,34 +232,23 @@ class DatabaseWriter:
             cache.data_version = await self.client.data_version(self.tdb)
         if cache.classes is None:
             records = await self.client.documents(self.tdb, CLASS_RECORD)
-            cache.records[CLASS_RECORD] = {str(r["class_id"]): held(r) for r in records}
-            cache.complete.add(CLASS_RECORD)
+            cache.records[CLASS_RECORD] = {str(r["class_id"]): held(r) for r in records}  # every class: complete
             cache.classes = {str(r["class_id"]): json.loads(r["doc"]) for r in records
                              if not held(r).deleted}
         if cache.schemas is None:
             cache.schemas = {str(d["@id"]) for d in await self.client.schema(self.tdb) if d.get("@type") == "Class"}
-        wanted: dict[str, set[str]] = {CLASS_RECORD: set(), INSTANCE_RECORD: set()}
+        wanted: set[str] = set()  # the instance records to know (the class records are all loaded)
         for change in batch:
-            wanted[change.record_type].add(change.key)
-            if change.record_type == INSTANCE_RECORD and change.doc is not None:
-                wanted[INSTANCE_RECORD] |= link_targets(change.doc, self._classes_with(batch))
-        for record_type, names in wanted.items():
-            missing = sorted(n for n in names if not cache.known(record_type, n))
-            if missing:
-                await self._read(record_type, missing)
-
-    async def _read(self, record_type: str, names: list[str]) -> None:
-        """What the records of `names` hold, by one WOQL query per 1,000 (never a listing of every record)."""
-        cache = self.cache
-        if len(cache.records[INSTANCE_RECORD]) > CACHE_LIMIT:  # the classes stay: they are few and complete
-            cache.records[INSTANCE_RECORD] = {}
-            cache.complete.discard(INSTANCE_RECORD)
-        key_field = "class_id" if record_type == CLASS_RECORD else "instance_id"
-        for start in range(0, len(names), READ_CHUNK):
-            chunk = names[start:start + READ_CHUNK]
-            rows = await self.client.woql(self.tdb, woql.records_among(record_type, key_field, chunk))
-            found = {k: Held(*v) for k, v in woql.held_of(rows).items()}
-            cache.records[record_type].update({n: found.get(n) for n in chunk})
+            if change.record_type == INSTANCE_RECORD:
+                wanted.add(change.key)
+                if change.doc is not None:
+                    wanted |= link_targets(change.doc, self._classes_with(batch))
+        missing = sorted(n for n in wanted if n not in cache.records[INSTANCE_RECORD])
+        if missing:
+            if len(cache.records[INSTANCE_RECORD]) > CACHE_LIMIT:
+                cache.records[INSTANCE_RECORD] = {}
+            found = await records_held(self.client, self.tdb, INSTANCE_RECORD, missing)
+            cache.records[INSTANCE_RECORD].update({n: found.get(n) for n in missing})
 
     def _classes_with(self, batch: list[Change]) -> dict[str, dict[str, Any]]:
         """The live classes once the batch's class changes are in (instances may use a class the same
@@ -361,6 +346,23 @@ class DatabaseWriter:
                 if exc.status != 404 or isinstance(exc, DataVersionMismatch):
                     raise
         return version
+
+
+async def records_held(client: TerminusClient, tdb: str, record_type: str, keys: list[str]) -> dict[str, Held]:
+    """What the records among `keys` hold, by one WOQL query per READ_CHUNK (never a listing of every
+    record); those with no record are absent, and so is everything when the database does not exist."""
+    key_field = "class_id" if record_type == CLASS_RECORD else "instance_id"
+    found: dict[str, Held] = {}
+    for start in range(0, len(keys), READ_CHUNK):
+        query = woql.records_among(record_type, key_field, keys[start:start + READ_CHUNK])
+        try:
+            rows = await client.woql(tdb, query)
+        except TerminusError as exc:
+            if exc.status == 404:
+                return {}
+            raise
+        found.update({k: Held(*v) for k, v in woql.held_of(rows).items()})
+    return found
 
 
 def _newer(current: Held | None, version: int) -> bool:
