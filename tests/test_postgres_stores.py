@@ -11,10 +11,11 @@ from shared.adapters.postgres.command_log import PostgresCommandLog
 from shared.adapters.postgres.document_store import PostgresDocumentStore
 from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.adapters.postgres.pool import Pool
+from shared.domain.commands import AggregateType
 from shared.ports import CommandLog, DocumentStore, EventStore
 from tests.contracts.command_log import CommandLogContract, make_command
-from tests.contracts.document_store import DocumentStoreContract
-from tests.contracts.event_store import EventStoreContract
+from tests.contracts.document_store import DocumentStoreContract, class_doc
+from tests.contracts.event_store import EventStoreContract, make_event
 
 
 class TestPostgresDocumentStore(DocumentStoreContract):
@@ -77,6 +78,50 @@ async def test_concurrent_records_share_transactions_and_each_stands_alone(pool:
                             created_ids)
     assert [r["command_id"] for r in rows] == created_ids
     assert await log.get(bad.command_id) is None
+
+
+class CountingPool(Pool):
+    """The real pool, counting the queries that read rows."""
+
+    fetches = 0
+
+    async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+        self.fetches += 1
+        return await super().fetch(query, *args)
+
+
+async def test_concurrent_reads_coalesce_and_each_sees_what_was_committed_before_it_asked(
+        database: str) -> None:
+    """100 concurrent reads of one kind (a batch's commands asking their versions, their commands, their
+    classes) are a handful of queries, each caller answered for its own key; a read asked after a write
+    committed sees the write even while an earlier read of the same kind is in flight."""
+    pool = CountingPool(database, max_size=4)
+    try:
+        events, docs, log = PostgresEventStore(pool), PostgresDocumentStore(pool), PostgresCommandLog(pool)
+        ids = [f"K{uuid.uuid4().hex[:8]}" for _ in range(100)]
+        await asyncio.gather(*(events.append(make_event(a, 1), "t") for a in ids[::2]))
+        commands = [make_command() for _ in range(100)]
+        await asyncio.gather(*(log.record(c, "t") for c in commands[::2]))
+        await asyncio.gather(*(docs.put_class("contract", class_doc(a, 1)) for a in ids[::3]))
+        pool.fetches = 0
+        versions, stored, classes = await asyncio.gather(
+            asyncio.gather(*(events.last_version("contract", AggregateType.ONTOLOGY_CLASS, a) for a in ids)),
+            asyncio.gather(*(log.get(c.command_id) for c in commands)),
+            asyncio.gather(*(docs.get_class("contract", a) for a in ids)))
+        assert list(versions) == [1 - i % 2 for i in range(100)]
+        assert [s.command_id if s else None for s in stored] == [
+            c.command_id if i % 2 == 0 else None for i, c in enumerate(commands)]
+        assert [c["class_id"] if c else None for c in classes] == [a if i % 3 == 0 else None
+                                                                  for i, a in enumerate(ids)]
+        assert pool.fetches <= 6, pool.fetches  # one query per kind, two while the first is in flight
+
+        late = ids[1]
+        in_flight = asyncio.ensure_future(events.last_version("contract", AggregateType.ONTOLOGY_CLASS, late))
+        await events.append(make_event(late, 1), "t")
+        after = await events.last_version("contract", AggregateType.ONTOLOGY_CLASS, late)
+        assert (await in_flight, after) in ((0, 1), (1, 1))
+    finally:
+        await pool.close()
 
 
 async def test_a_create_whose_event_is_the_newest_still_counts_as_on_its_way(pool: Pool) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.adapters.postgres.group_commit import GroupCommit
+from shared.adapters.postgres.group_commit import Coalesced, GroupCommit
 from shared.adapters.postgres.pool import Pool, statement_error
 from shared.config import MAX_MESSAGE_BYTES
 from shared.domain.commands import Command
@@ -35,6 +35,7 @@ class PostgresCommandLog(CommandLog):
         self.pool = pool
         self._group: GroupCommit[tuple[Command, str, str], tuple[Command, bool]] = GroupCommit(
             self._write_batch, _refused_value)
+        self._by_id: Coalesced[uuid.UUID, Command] = Coalesced(self._read_many)
 
     async def record(self, command: Command, topic: str) -> tuple[Command, bool]:
         message = json.dumps(command.to_message())  # the outbox row's value, serialised once
@@ -99,8 +100,12 @@ class PostgresCommandLog(CommandLog):
         return inserted is not None
 
     async def get(self, command_id: uuid.UUID) -> Command | None:
-        row = await self.pool.fetchrow("SELECT * FROM commands WHERE command_id = $1", command_id)
-        return command_from_row(row) if row else None
+        # Coalesced: a batch's commands (each worker checks its command is recorded) ask in one query.
+        return await self._by_id.get(command_id)
+
+    async def _read_many(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, Command]:
+        rows = await self.pool.fetch("SELECT * FROM commands WHERE command_id = ANY($1::uuid[])", ids)
+        return {r["command_id"]: command_from_row(r) for r in rows}
 
     async def pending_creator(self, db_name: str) -> str | None:
         actor = await self.pool.fetchval(

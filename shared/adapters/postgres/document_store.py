@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from shared.adapters.postgres.group_commit import Coalesced
 from shared.adapters.postgres.pool import Pool
 from shared.ports import DocumentStore, Restored
 
@@ -11,6 +12,12 @@ from shared.ports import DocumentStore, Restored
 class PostgresDocumentStore(DocumentStore):
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
+        # Coalesced reads: what every command and submission asks (its database, its class, its caller's
+        # grant, a database's classes) is one query for all of those asking at once.
+        self._databases: Coalesced[str, dict[str, Any]] = Coalesced(self._read_databases)
+        self._classes: Coalesced[tuple[str, str], dict[str, Any]] = Coalesced(self._read_classes)
+        self._grants: Coalesced[tuple[str, str], dict[str, Any]] = Coalesced(self._read_grants)
+        self._class_lists: Coalesced[str, list[dict[str, Any]]] = Coalesced(self._read_class_lists)
 
     async def put_database(self, doc: dict[str, Any]) -> None:
         # Conditional on the version: a redelivered older write leaves a newer row alone.
@@ -35,10 +42,12 @@ class PostgresDocumentStore(DocumentStore):
                 await conn.execute("DELETE FROM docs.instances WHERE db_name = $1", name)
 
     async def database(self, name: str) -> dict[str, Any] | None:
-        doc = await self.pool.fetchval(
-            "SELECT doc FROM docs.databases WHERE name = $1 AND NOT deleted", name
-        )
-        return doc  # type: ignore[no-any-return]
+        return await self._databases.get(name)
+
+    async def _read_databases(self, names: list[str]) -> dict[str, dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT name, doc FROM docs.databases WHERE name = ANY($1::text[]) AND NOT deleted", names)
+        return {r["name"]: r["doc"] for r in rows}
 
     async def databases(self) -> list[dict[str, Any]]:
         rows = await self.pool.fetch("SELECT doc FROM docs.databases WHERE NOT deleted ORDER BY name")
@@ -64,17 +73,25 @@ class PostgresDocumentStore(DocumentStore):
         )
 
     async def get_class(self, db_name: str, class_id: str) -> dict[str, Any] | None:
-        doc = await self.pool.fetchval(
-            "SELECT doc FROM docs.classes WHERE db_name = $1 AND class_id = $2 AND NOT deleted",
-            db_name, class_id,
-        )
-        return doc  # type: ignore[no-any-return]
+        return await self._classes.get((db_name, class_id))
+
+    async def _read_classes(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        rows = await self.pool.fetch(
+            """SELECT c.db_name, c.class_id, c.doc FROM docs.classes c
+               JOIN unnest($1::text[], $2::text[]) AS k(d, i) ON c.db_name = k.d AND c.class_id = k.i
+               WHERE NOT c.deleted""", [k[0] for k in keys], [k[1] for k in keys])
+        return {(r["db_name"], r["class_id"]): r["doc"] for r in rows}
 
     async def classes(self, db_name: str) -> list[dict[str, Any]]:
-        rows = await self.pool.fetch(
-            "SELECT doc FROM docs.classes WHERE db_name = $1 AND NOT deleted ORDER BY class_id", db_name
-        )
-        return [r["doc"] for r in rows]
+        return await self._class_lists.get(db_name) or []
+
+    async def _read_class_lists(self, names: list[str]) -> dict[str, list[dict[str, Any]]]:
+        found: dict[str, list[dict[str, Any]]] = {}
+        for row in await self.pool.fetch(
+                """SELECT db_name, doc FROM docs.classes WHERE db_name = ANY($1::text[]) AND NOT deleted
+                   ORDER BY db_name, class_id""", names):
+            found.setdefault(row["db_name"], []).append(row["doc"])
+        return found
 
     async def put_grant(self, doc: dict[str, Any]) -> None:
         await self.pool.execute(
@@ -86,10 +103,14 @@ class PostgresDocumentStore(DocumentStore):
         )
 
     async def grant(self, db_name: str, user: str) -> dict[str, Any] | None:
-        doc = await self.pool.fetchval(
-            "SELECT doc FROM docs.grants WHERE db_name = $1 AND user_id = $2", db_name, user
-        )
-        return doc  # type: ignore[no-any-return]
+        return await self._grants.get((db_name, user))
+
+    async def _read_grants(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        rows = await self.pool.fetch(
+            """SELECT g.db_name, g.user_id, g.doc FROM docs.grants g
+               JOIN unnest($1::text[], $2::text[]) AS k(d, u) ON g.db_name = k.d AND g.user_id = k.u""",
+            [k[0] for k in keys], [k[1] for k in keys])
+        return {(r["db_name"], r["user_id"]): r["doc"] for r in rows}
 
     async def grants(self, db_name: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(

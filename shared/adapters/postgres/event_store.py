@@ -8,7 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
-from shared.adapters.postgres.group_commit import GroupCommit
+from shared.adapters.postgres.group_commit import Coalesced, GroupCommit
 from shared.adapters.postgres.pool import Pool
 from shared.domain.commands import AggregateType
 from shared.domain.events import Event
@@ -37,6 +37,9 @@ class PostgresEventStore(EventStore):
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self._group: GroupCommit[tuple[Event, str], Event] = GroupCommit(self._insert, _item_conflict)
+        # Coalesced reads: the commands of one batch ask for their events and versions in one query each.
+        self._of_command: Coalesced[uuid.UUID, list[Event]] = Coalesced(self._for_commands)
+        self._last: Coalesced[tuple[str, str, str], int] = Coalesced(self._last_of)
 
     async def append(self, event: Event, topic: str) -> Event:
         # Group-committed: concurrent appends (one batch's commands) share one transaction.
@@ -87,10 +90,14 @@ class PostgresEventStore(EventStore):
             raise _conflict(exc) from exc
 
     async def for_command(self, command_id: uuid.UUID) -> list[Event]:
-        rows = await self.pool.fetch(
-            f"SELECT {COLUMNS} FROM events WHERE command_id = $1 ORDER BY position", command_id
-        )
-        return [event_from_row(r) for r in rows]
+        return await self._of_command.get(command_id) or []
+
+    async def _for_commands(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Event]]:
+        found: dict[uuid.UUID, list[Event]] = {}
+        for row in await self.pool.fetch(
+                f"SELECT {COLUMNS} FROM events WHERE command_id = ANY($1::uuid[]) ORDER BY position", ids):
+            found.setdefault(row["command_id"], []).append(event_from_row(row))
+        return found
 
     async def latest(self, db_name: str, aggregate_type: AggregateType) -> AsyncGenerator[Event, None]:
         # A cursor inside a read-only transaction: rows arrive in batches, never the whole table at once.
@@ -126,11 +133,15 @@ class PostgresEventStore(EventStore):
         return value  # type: ignore[no-any-return]
 
     async def last_version(self, db_name: str, aggregate_type: AggregateType, aggregate_id: str) -> int:
-        value = await self.pool.fetchval(
-            "SELECT max(version) FROM events WHERE db_name = $1 AND aggregate_type = $2 AND aggregate_id = $3",
-            db_name, aggregate_type.value, aggregate_id,
-        )
-        return int(value or 0)
+        return await self._last.get((db_name, aggregate_type.value, aggregate_id)) or 0
+
+    async def _last_of(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
+        rows = await self.pool.fetch(
+            """SELECT k.d, k.t, k.a, (SELECT max(version) FROM events e WHERE e.db_name = k.d
+                                        AND e.aggregate_type = k.t AND e.aggregate_id = k.a) AS version
+               FROM unnest($1::text[], $2::text[], $3::text[]) AS k(d, t, a)""",
+            [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys])
+        return {(r["d"], r["t"], r["a"]): int(r["version"]) for r in rows if r["version"] is not None}
 
     async def last_versions(self, db_name: str, aggregate_type: AggregateType, aggregate_ids: list[str]
                             ) -> dict[str, int]:

@@ -1,12 +1,14 @@
-"""Group commit: concurrent writers' items coalesce into one transaction, each caller answered after it."""
+"""Group commit and read coalescing: concurrent callers' items share one transaction or one query."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 I = TypeVar("I")  # noqa: E741 — an item to write
 R = TypeVar("R")  # what its writer is answered
+K = TypeVar("K", bound=Hashable)  # a key to read
+V = TypeVar("V")  # what is read for it
 
 MAX_BATCH = 500
 
@@ -74,3 +76,23 @@ class GroupCommit(Generic[I, R]):
                         future.set_result(outcome)
         finally:
             self._draining = None
+
+
+class Coalesced(Generic[K, V]):
+    """Concurrent reads of single keys as one query: while one query is in flight, the keys asked meanwhile
+    queue and are read together by the next (GroupCommit's discipline, with `read_many` as the batch). Every
+    caller's key is read by a query sent after it asked, so a caller sees everything committed before it
+    asked, as with a query of its own; a lone caller waits for one query, as before. One batch's commands
+    asking the same kind of thing cost one round trip instead of one each. A failure of the query (the store
+    away) reaches every caller of the batch."""
+
+    def __init__(self, read_many: Callable[[list[K]], Awaitable[dict[K, V]]]) -> None:
+        self._read_many = read_many
+        self._group: GroupCommit[K, V | None] = GroupCommit(self._read, lambda _: None)
+
+    async def get(self, key: K) -> V | None:
+        return await self._group.submit(key)
+
+    async def _read(self, keys: list[K]) -> list[V | None]:
+        found = await self._read_many(list(dict.fromkeys(keys)))
+        return [found.get(key) for key in keys]
