@@ -3,13 +3,17 @@ recorded in either case; roles change only through commands; pushes reach only t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 import uuid
 from typing import Any
 
 import pytest
 
+from shared import tokens
 from shared.adapters.postgres.pool import Pool
-from shared.tokens import issue
+from shared.config import Settings
+from shared.tokens import InvalidToken, issue, verify
 from tests.stack import Stack
 from tests.test_websocket import receive
 from tests.test_write_path import PERSON
@@ -141,3 +145,18 @@ async def test_a_user_never_receives_another_users_update(stack: Stack) -> None:
 async def test_websocket_without_a_token_is_refused(stack: Stack) -> None:
     async with stack.client.get(f"{stack.base}/ws/commands") as resp:
         assert resp.status == 401
+
+
+def test_a_verified_token_is_remembered_until_it_expires_and_only_under_its_secret(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verification is cached per token (a client sends the same one with every request), but a cached
+    token still expires on time, and the cache does not let it pass under another signing secret."""
+    token = issue(settings, "carol", ttl_seconds=60)
+    assert verify(settings, token) == "carol"
+    assert verify(settings, token) == "carol"  # from the cache
+    with pytest.raises(InvalidToken):
+        verify(dataclasses.replace(settings, secret="another-secret-of-at-least-32-bytes-long!"), token)
+    later = time.time() + 61
+    monkeypatch.setattr(tokens.time, "time", lambda: later)
+    with pytest.raises(InvalidToken, match="expired"):
+        verify(settings, token)

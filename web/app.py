@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from shared.adapters.live_push import Publisher
 from shared.bootstrap import Needs, open_stores
 from shared.config import MAX_MESSAGE_BYTES, Settings
 from shared.domain.commands import Command
@@ -48,7 +49,7 @@ def create_app(settings: Settings) -> web.Application:
 
         app[SERVICES] = Services(settings=settings, pool=stores.pool, commands=stores.commands,
                                  events=stores.events, docs=stores.docs, submitter=stores.submitter(recorded),
-                                 http=http, redis=stores.redis, search=stores.search,
+                                 http=http, redis=stores.redis, live=Publisher(stores.redis), search=stores.search,
                                  search_index=stores.search_index(), archive=stores.archive)
         yield
         await http.close()

@@ -8,6 +8,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from elasticsearch import AsyncElasticsearch
 
+from shared.adapters.live_push import Publisher
 from shared.adapters.postgres.command_log import PostgresCommandLog
 from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.adapters.postgres.pool import Pool
@@ -26,6 +27,7 @@ class Services:
     submitter: Submitter
     http: aiohttp.ClientSession
     redis: aioredis.Redis
+    live: Publisher  # pipelined publishes on `redis` (each submission's PENDING push)
     search: AsyncElasticsearch | None = None  # the search read model (routes_search)
     search_index: SearchIndex | None = None  # the same, as reconciliation reads it
     archive: EventArchive | None = None

@@ -70,8 +70,10 @@ async def announce_pending(svc: Services, command: Command) -> None:
     """Push a newly recorded command's PENDING status to its submitter's live channel, ahead of anything
     the worker pushes (one Redis server delivers in publish order, and this runs before the 202)."""
     try:
-        await svc.redis.publish(user_channel(svc.settings, command.actor), json.dumps(
-            from_log(command, None, None).to_api()))
+        message = json.dumps(from_log(command, None, None).to_api())
+        channel = user_channel(svc.settings, command.actor)
+        # Pipelined with the other submissions' pushes (one round trip for all of them).
+        await svc.live.publish(channel, message)
     except Exception as exc:  # noqa: BLE001 — the live push is best effort; the status API has it anyway
         log.warning("PENDING push of %s skipped: %s", command.command_id, exc)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.adapters.postgres.group_commit import Coalesced, GroupCommit
+from shared.adapters.group_commit import Coalesced, GroupCommit
 from shared.adapters.postgres.pool import Pool, statement_error
 from shared.config import MAX_MESSAGE_BYTES
 from shared.domain.commands import Command

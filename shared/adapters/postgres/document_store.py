@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from shared.adapters.postgres.group_commit import Coalesced
+from shared.adapters.group_commit import Coalesced
 from shared.adapters.postgres.pool import Pool
 from shared.ports import DocumentStore, Restored
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
-from shared.adapters.postgres.group_commit import Coalesced, GroupCommit
+from shared.adapters.group_commit import Coalesced, GroupCommit
 from shared.adapters.postgres.pool import Pool
 from shared.domain.commands import AggregateType
 from shared.domain.events import Event
