@@ -12,6 +12,7 @@ from elasticsearch import AsyncElasticsearch
 from shared.adapters.archive import open_archive
 from shared.adapters.document_stores import open_document_store
 from shared.adapters.postgres.command_log import PostgresCommandLog
+from shared.adapters.postgres.document_store import PostgresDocumentStore
 from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.adapters.postgres.pool import Pool, create_pool
 from shared.adapters.search import indices
@@ -87,7 +88,9 @@ async def open_stores(settings: Settings, needs: Needs) -> Stores:
         closing.push_async_callback(pool.close)
         docs = open_document_store(settings, pool)
         closing.push_async_callback(docs.close)
-        stores = Stores(settings, pool, PostgresCommandLog(pool), PostgresEventStore(pool), docs, _closing=closing)
+        # Documents in this PostgreSQL too: each append writes its documents in its own transaction.
+        events = PostgresEventStore(pool, PostgresDocumentStore if isinstance(docs, PostgresDocumentStore) else None)
+        stores = Stores(settings, pool, PostgresCommandLog(pool), events, docs, _closing=closing)
         if needs.archive:
             stores.archive = await open_archive(settings)
             closing.push_async_callback(stores.archive.close)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -63,15 +63,20 @@ class CommandLog(ABC):
 class EventStore(ABC):
     """Append-only event store; appending also queues the event for the relay."""
 
+    # True when append and append_many run their `documents` writes inside their own transaction, on the
+    # document store bound to it (PostgreSQL events with PostgreSQL documents): an event and its documents
+    # then commit together or not at all. False: `documents` is ignored and the caller writes them after.
+    writes_documents: bool = False
+
     @abstractmethod
-    async def append(self, event: Event, topic: str) -> Event:
+    async def append(self, event: Event, topic: str, documents: DocumentWrites | None = None) -> Event:
         """Store the event and its outbox row in one transaction; returns it with its position.
 
         Raises DuplicateEvent if the command already produced an event for the aggregate, and
         VersionTaken if the aggregate version is already used."""
 
     @abstractmethod
-    async def append_many(self, events: list[Event], topic: str) -> None:
+    async def append_many(self, events: list[Event], topic: str, documents: DocumentWrites | None = None) -> None:
         """Store several events (one command's, e.g. a bulk create) all-or-nothing in one transaction,
         with their outbox rows. Raises like append() and then stores none of them."""
 
@@ -254,3 +259,7 @@ class EventArchive(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+
+# Writes the documents of stored events to a document store (shared.application.apply.apply_events).
+DocumentWrites = Callable[[DocumentStore, list[Event]], Awaitable[None]]

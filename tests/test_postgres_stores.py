@@ -11,7 +11,9 @@ from shared.adapters.postgres.command_log import PostgresCommandLog
 from shared.adapters.postgres.document_store import PostgresDocumentStore
 from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.adapters.postgres.pool import Pool
+from shared.application.apply import apply_events
 from shared.domain.commands import AggregateType
+from shared.domain.events import Event
 from shared.ports import CommandLog, DocumentStore, EventStore
 from tests.contracts.command_log import CommandLogContract, make_command
 from tests.contracts.document_store import DocumentStoreContract, class_doc
@@ -122,6 +124,29 @@ async def test_concurrent_reads_coalesce_and_each_sees_what_was_committed_before
         assert (await in_flight, after) in ((0, 1), (1, 1))
     finally:
         await pool.close()
+
+
+async def test_events_and_their_documents_commit_together_and_a_refused_document_fails_alone(pool: Pool) -> None:
+    """With the documents in PostgreSQL, an append writes its documents in its own transaction (a batch's
+    appends share it): after the append the document is there; a document the database refuses leaves
+    its event unstored too, and only that append fails, not the others committed with it."""
+    docs = PostgresDocumentStore(pool)
+    events = PostgresEventStore(pool, PostgresDocumentStore)
+    assert events.writes_documents
+
+    async def refused(store: DocumentStore, stored: list[Event]) -> None:
+        await store.put_class("contract", {"class_id": "nul\u0000byte", "version": 1})
+
+    ids = [f"J{uuid.uuid4().hex[:8]}" for _ in range(20)]
+    good = [make_event(a, 1) for a in ids]
+    bad = make_event(f"J{uuid.uuid4().hex[:8]}", 1)
+    outcomes = await asyncio.gather(*(events.append(e, "t", apply_events) for e in good),
+                                    events.append(bad, "t", refused), return_exceptions=True)
+    assert isinstance(outcomes[-1], asyncpg.PostgresError), outcomes[-1]
+    assert all(isinstance(o, Event) for o in outcomes[:-1]), outcomes
+    assert [(await docs.get_class("contract", a) or {}).get("version") for a in ids] == [1] * 20
+    assert await events.for_command(bad.command_id) == []
+    assert await events.last_version("contract", AggregateType.ONTOLOGY_CLASS, bad.aggregate_id) == 0
 
 
 async def test_a_create_whose_event_is_the_newest_still_counts_as_on_its_way(pool: Pool) -> None:

@@ -110,18 +110,22 @@ class Pipeline:
             self.dependency_wait)
 
     async def _append_and_finish(self, command: Command, events: list[Event], report: Report) -> Event:
+        # With PostgreSQL documents the append writes them in its own transaction (a batch's appends share
+        # one): the events and their documents commit together. Otherwise they are written after it.
+        documents = apply_events if self.events.writes_documents else None
         try:
             if len(events) == 1:
-                await self.events.append(events[0], self.event_topic(command))
+                await self.events.append(events[0], self.event_topic(command), documents)
             else:
-                await self.events.append_many(events, self.event_topic(command))
+                await self.events.append_many(events, self.event_topic(command), documents)
         except DuplicateEvent:
             # Another delivery of this command got there first: its events are the answer.
             return await self._finish(command, await self.events.for_command(command.command_id), report,
                                       redelivered=True)
-        return await self._finish(command, events, report, redelivered=False)
+        return await self._finish(command, events, report, redelivered=False, applied=documents is not None)
 
-    async def _finish(self, command: Command, events: list[Event], report: Report, redelivered: bool) -> Event:
+    async def _finish(self, command: Command, events: list[Event], report: Report, redelivered: bool,
+                      applied: bool = False) -> Event:
         if events[0].event_type is EventType.REPLAY_APPROVED:
             return await self._replay(command, events[0], report)
         if events[0].event_type is EventType.DATABASE_RECONCILED:
@@ -134,7 +138,7 @@ class Pipeline:
                                                    [e.aggregate_id for e in events])
             events_to_apply = [e for e in events if e.version is not None and e.version == last.get(e.aggregate_id)]
             await apply_events(self.docs, events_to_apply)
-        else:
+        elif not applied:
             await apply_events(self.docs, events)
         await report(final_status(command, events))
         return events[0]

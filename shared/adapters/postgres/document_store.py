@@ -5,12 +5,12 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from shared.adapters.group_commit import Coalesced
-from shared.adapters.postgres.pool import Pool
+from shared.adapters.postgres.pool import OnConnection, Pool
 from shared.ports import DocumentStore, Restored
 
 
 class PostgresDocumentStore(DocumentStore):
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool | OnConnection) -> None:
         self.pool = pool
         # Coalesced reads: what every command and submission asks (its database, its class, its caller's
         # grant, a database's classes) is one query for all of those asking at once.

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
 
 import asyncpg
 
 from shared.adapters.group_commit import Coalesced, GroupCommit
-from shared.adapters.postgres.pool import Pool
+from shared.adapters.postgres.pool import OnConnection, Pool, statement_error
 from shared.domain.commands import AggregateType
 from shared.domain.events import Event
-from shared.ports import DuplicateEvent, EventStore, VersionTaken
+from shared.ports import DocumentStore, DocumentWrites, DuplicateEvent, EventStore, VersionTaken
 
 COLUMNS = ("position, event_id, event_type, aggregate_type, aggregate_id, db_name, version, command_id,"
            " actor, occurred_at, data")
@@ -29,24 +29,46 @@ def _conflict(exc: asyncpg.UniqueViolationError) -> DuplicateEvent | VersionTake
 
 
 def _item_conflict(exc: Exception) -> Exception | None:
-    """A unique violation is one event's own (a redelivered command, a version taken)."""
-    return _conflict(exc) if isinstance(exc, asyncpg.UniqueViolationError) else None
+    """A unique violation is one event's own (a redelivered command, a version taken), and so is another
+    statement's error (a document the database cannot hold)."""
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return _conflict(exc)
+    return exc if isinstance(exc, asyncpg.PostgresError) and statement_error(exc) else None
+
+
+Item = tuple[Event, str, DocumentWrites | None]  # an event, its topic, and what writes its documents
 
 
 class PostgresEventStore(EventStore):
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, documents: Callable[[OnConnection], DocumentStore] | None = None) -> None:
+        """`documents`: the document store on one connection, when the documents live in this PostgreSQL
+        too; then appends write them in their own transaction (`writes_documents`)."""
         self.pool = pool
-        self._group: GroupCommit[tuple[Event, str], Event] = GroupCommit(self._insert, _item_conflict)
+        self._documents = documents
+        self.writes_documents = documents is not None
+        self._group: GroupCommit[Item, Event] = GroupCommit(self._insert, _item_conflict)
         # Coalesced reads: the commands of one batch ask for their events and versions in one query each.
         self._of_command: Coalesced[uuid.UUID, list[Event]] = Coalesced(self._for_commands)
         self._last: Coalesced[tuple[str, str, str], int] = Coalesced(self._last_of)
 
-    async def append(self, event: Event, topic: str) -> Event:
-        # Group-committed: concurrent appends (one batch's commands) share one transaction.
-        return await self._group.submit((event, topic))
+    async def append(self, event: Event, topic: str, documents: DocumentWrites | None = None) -> Event:
+        # Group-committed: concurrent appends (one batch's commands) share one transaction, and with it
+        # their documents' writes.
+        return await self._group.submit((event, topic, documents))
 
-    async def _insert(self, items: list[tuple[Event, str]]) -> list[Event]:
-        events = [e for e, _ in items]
+    async def _write_documents(self, conn: asyncpg.Connection, writes: list[tuple[DocumentWrites | None, list[Event]]]
+                               ) -> None:
+        """Inside the append's transaction: an event is committed with its documents or not at all, so
+        "event stored, document not written" cannot happen here (only the sweep's case with another store)."""
+        if self._documents is None:
+            return
+        docs = self._documents(OnConnection(conn))
+        for write, events in writes:
+            if write is not None:
+                await write(docs, events)
+
+    async def _insert(self, items: list[Item]) -> list[Event]:
+        events = [e for e, _, _ in items]
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 """INSERT INTO events (event_id, event_type, aggregate_type, aggregate_id, db_name,
@@ -67,11 +89,12 @@ class PostgresEventStore(EventStore):
                 """INSERT INTO outbox (topic, key, value)
                    SELECT t, k, v FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(t, k, v, n)
                    ORDER BY n""",
-                [t for _, t in items], [f"{e.db_name}/{e.aggregate_id}" for e in stored],
+                [t for _, t, _ in items], [f"{e.db_name}/{e.aggregate_id}" for e in stored],
                 [json.dumps(e.to_message()) for e in stored])
+            await self._write_documents(conn, [(w, [e]) for (_, _, w), e in zip(items, stored, strict=True)])
         return stored
 
-    async def append_many(self, events: list[Event], topic: str) -> None:
+    async def append_many(self, events: list[Event], topic: str, documents: DocumentWrites | None = None) -> None:
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 # One transaction: a bulk command's events are stored (and queued) all or none.
@@ -86,6 +109,7 @@ class PostgresEventStore(EventStore):
                     "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)",
                     [(topic, f"{e.db_name}/{e.aggregate_id}", json.dumps(e.to_message())) for e in events],
                 )
+                await self._write_documents(conn, [(documents, events)])
         except asyncpg.UniqueViolationError as exc:
             raise _conflict(exc) from exc
 

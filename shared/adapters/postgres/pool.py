@@ -169,3 +169,31 @@ async def migrate(dsn: str) -> list[str]:
     finally:
         await conn.close()
     return applied
+
+
+class OnConnection:
+    """One leased connection in the shape of a Pool, for a store whose statements must run inside a
+    transaction already open on it (the event store's, when the documents commit with their events).
+    `acquire` hands out the same connection; a transaction opened on it is a savepoint."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        yield self._conn
+
+    async def execute(self, query: str, *args: Any) -> str:
+        return str(await self._conn.execute(query, *args))
+
+    async def executemany(self, query: str, args: Iterable[Sequence[Any]]) -> None:
+        await self._conn.executemany(query, args)
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        return list(await self._conn.fetch(query, *args))
+
+    async def fetchrow(self, query: str, *args: Any) -> Any:
+        return await self._conn.fetchrow(query, *args)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        return await self._conn.fetchval(query, *args)
