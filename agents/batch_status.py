@@ -1,22 +1,21 @@
 """A batch's status transitions: PROCESSING and final statuses sent together, progress and retries at once."""
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shared.domain.status import FINAL, CommandStatus, StatusUpdate
 
-# Sends one command's transitions, in order, as one message; returns the broker's acknowledgement future.
+# Sends transitions (each command's in order); returns the future of the broker's acknowledgement.
 Send = Callable[[list[StatusUpdate]], Awaitable[Any]]
 
 
 class BatchStatus:
     """The `report` of the commands of one batch. "Started" (PROCESSING without progress) and final
-    statuses are held and sent at the end of the batch, a command's PROCESSING and final status together in
-    one message (folded in that order): one wait for the broker per batch instead of two per command, and
-    one status message per command. A progress or RETRYING update goes out at once (a long command shows it
-    live), after that command's held PROCESSING."""
+    statuses are held and sent at the end of the batch in one send, a command's PROCESSING just ahead of
+    its final status (folded in that order): one wait for the broker per batch instead of two per command.
+    A progress or RETRYING update goes out at once (a long command shows it live), after that command's
+    held PROCESSING."""
 
     def __init__(self, send: Send) -> None:
         self.send = send
@@ -36,9 +35,10 @@ class BatchStatus:
         """Safe to call again after a failure: everything is sent again (a transition the status table
         already holds is dropped there)."""
         ending = {f.command_id for f in self.finals}
-        messages = [[u] for c, u in self.started.items() if c not in ending]
+        updates = [u for c, u in self.started.items() if c not in ending]
         for final in self.finals:
             held = self.started.get(final.command_id)
-            messages.append([held, final] if held is not None else [final])
-        await asyncio.gather(*[await self.send(m) for m in messages])
+            updates.extend([held, final] if held is not None else [final])
+        if updates:
+            await (await self.send(updates))
         self.started, self.finals = {}, []

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
+from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
 from agents.batch_status import BatchStatus
@@ -28,12 +29,25 @@ log = logging.getLogger(__name__)
 
 
 async def send_status(updates: list[StatusUpdate]) -> asyncio.Future[Any]:
-    """Queue one command's transitions (in order, one message) on the status topic; the future resolves
-    with the broker's acknowledgement. Keyed by command_id: all of one command's messages land in one
-    partition, in order."""
+    """Queue transitions on the status topic, each command's in order: one message per partition their
+    commands map to, not one per command (the status agent folds a message's commands together). The
+    future resolves once the broker acknowledged every message."""
     runtime = await open_runtime(settings)
-    return await runtime.producer.send(command_status.get_topic_name(), encode_updates(updates),
-                                       key=updates[0].command_id.encode())
+    topic = command_status.get_topic_name()
+    partitions = sorted(await runtime.producer.partitions_for(topic))
+    groups: dict[int, list[StatusUpdate]] = {}
+    for update in updates:
+        # The partition Kafka's default partitioner gives the command id as a key: where a message keyed
+        # by it would go (an expiry is), so the table entry lives where a lookup by key looks for it, and
+        # all of one command's messages land in one partition, in order.
+        key = update.command_id.encode()
+        groups.setdefault(PARTITIONER(key, partitions, partitions), []).append(update)
+    return asyncio.gather(*[
+        await runtime.producer.send(topic, encode_updates(group), key=group[0].command_id.encode(), partition=p)
+        for p, group in groups.items()])
+
+
+PARTITIONER = DefaultPartitioner()
 
 
 async def dead_letter(raw: Any, key: Any, error: str, reason: str = "rejected", origin: Origin | None = None,

@@ -13,7 +13,7 @@ from agents.pages import refused
 from agents.runtime import open_runtime
 from shared.channels import command_channel, user_channel
 from shared.domain.commands import utcnow
-from shared.domain.status import FINAL, StatusRecord, apply_update
+from shared.domain.status import FINAL, StatusRecord, StatusUpdate, apply_update
 from streams.app import app, settings
 from streams.records import decode, decode_status_message, encode_expiry
 from streams.topics import command_status as status_topic
@@ -67,11 +67,22 @@ async def status_agent(stream: Any) -> None:
 
 
 async def fold(raw: bytes) -> None:
-    """One message: one command's transitions, folded in order, written to the table once; or an expiry."""
+    """One message: the transitions of the commands of one partition, each command's folded in order and
+    written to the table once; or an expiry."""
     updates = decode_status_message(raw)
     if isinstance(updates, str):
         expire(updates)
         return
+    by_command: dict[str, list[StatusUpdate]] = {}
+    for update in updates:
+        by_command.setdefault(update.command_id, []).append(update)
+    for own in by_command.values():
+        fold_command(own)
+
+
+def fold_command(updates: list[StatusUpdate]) -> None:
+    # The message came to the partition of its commands' ids (agents/commands.py send_status), so every
+    # key written here belongs to the partition whose changelog the write goes to.
     key = updates[0].command_id.encode()
     stored = command_status.get(key)
     record = decode(StatusRecord, stored) if stored else None

@@ -27,8 +27,8 @@ def encode_expiry(command_id: str) -> bytes:
 
 
 def decode_status_message(raw: bytes | str) -> list[StatusUpdate] | str:
-    """One command's transitions in order (a bare transition, from earlier senders, is a list of one), or
-    the command id of an expiry."""
+    """Transitions of one or more commands, each command's in order (a bare transition, from earlier
+    senders, is a list of one), or the command id of an expiry."""
     text = raw.decode() if isinstance(raw, bytes) else raw
     if text.lstrip().startswith("["):
         return UPDATES.validate_json(text)

@@ -1,4 +1,4 @@
-"""How a batch's status transitions go out: one message per command, PROCESSING first, live updates at once."""
+"""How a batch's status transitions go out: together at the end, PROCESSING first, live updates at once."""
 from __future__ import annotations
 
 import asyncio
@@ -34,7 +34,7 @@ async def test_transitions_are_held_and_sent_per_command_in_order() -> None:
     await status(update("a", CommandStatus.COMPLETED))
     await status(update("b", CommandStatus.FAILED))
     await status.flush()
-    assert sent[1:] == [[("c", "COMPLETED", None)], [("a", "PROCESSING", None), ("a", "COMPLETED", None)],
-                        [("b", "FAILED", None)]]
+    assert sent[1:] == [[("c", "COMPLETED", None), ("a", "PROCESSING", None), ("a", "COMPLETED", None),
+                         ("b", "FAILED", None)]]
     await status.flush()  # nothing is left to send twice
-    assert len(sent) == 4
+    assert len(sent) == 2
