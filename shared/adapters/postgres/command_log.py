@@ -46,44 +46,43 @@ class PostgresCommandLog(CommandLog):
         return await self._group.submit((command, topic, message))
 
     async def _write_batch(self, items: list[tuple[Command, str, str]]) -> list[tuple[Command, bool]]:
-        """The commands and their outbox rows in one transaction, three statements whatever the count."""
+        """The commands and their outbox rows in one statement (one round trip, atomic), whatever the count."""
         commands = [c for c, _, _ in items]
-        async with self.pool.acquire() as conn, conn.transaction():
-            inserted = {r["command_id"] for r in await conn.fetch(
-                """INSERT INTO commands (command_id, command_type, aggregate_type, aggregate_id, db_name,
-                       actor, payload, expected_version, idempotency_key, metadata, created_at)
-                   SELECT i, t, at, ag, d, a, p::jsonb, v, k, m::jsonb, c
-                   FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                               $7::text[], $8::int[], $9::text[], $10::text[], $11::timestamptz[])
-                        AS x(i, t, at, ag, d, a, p, v, k, m, c)
+        inserted = {r["command_id"] for r in await self.pool.fetch(
+            """WITH x AS (
+                   SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                        $7::text[], $8::int[], $9::text[], $10::text[], $11::timestamptz[],
+                                        $12::text[], $13::text[], $14::text[])
+                        WITH ORDINALITY AS x(i, t, at, ag, d, a, p, v, k, m, c, topic, skey, msg, n)),
+               ins AS (
+                   INSERT INTO commands (command_id, command_type, aggregate_type, aggregate_id, db_name, actor,
+                                         payload, expected_version, idempotency_key, metadata, created_at)
+                   SELECT i, t, at, ag, d, a, p::jsonb, v, k, m::jsonb, c FROM x ORDER BY n
                    ON CONFLICT (actor, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-                   RETURNING command_id""",
-                [c.command_id for c in commands], [c.command_type.value for c in commands],
-                [c.aggregate_type.value for c in commands], [c.aggregate_id for c in commands],
-                [c.db_name for c in commands], [c.actor for c in commands],
-                [json.dumps(c.payload) for c in commands], [c.expected_version for c in commands],
-                [c.idempotency_key for c in commands], [json.dumps(c.metadata) for c in commands],
-                [c.created_at for c in commands],
-            )}
-            # A key used before (possibly by a transaction that committed just now, or earlier in this
-            # batch): the first command stands and nothing new is queued for the later one.
-            reused = [c for c in commands if c.command_id not in inserted]
-            first: dict[tuple[str, str | None], Command] = {}
-            if reused:
-                rows = await conn.fetch(
-                    """SELECT c.* FROM commands c JOIN unnest($1::text[], $2::text[]) AS k(actor, key)
-                         ON c.actor = k.actor AND c.idempotency_key = k.key""",
-                    [c.actor for c in reused], [c.idempotency_key for c in reused])
-                first = {(r["actor"], r["idempotency_key"]): command_from_row(r) for r in rows}
-            queued = [item for item in items if item[0].command_id in inserted]
-            if queued:
-                # In the batch's order: the relay publishes one transaction's rows by id.
-                await conn.execute(
-                    """INSERT INTO outbox (topic, key, value, command_id)
-                       SELECT t, k, v, c FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[])
-                            WITH ORDINALITY AS x(t, k, v, c, n) ORDER BY n""",
-                    [t for _, t, _ in queued], [c.stream_key for c, _, _ in queued],
-                    [m for _, _, m in queued], [c.command_id for c, _, _ in queued])
+                   RETURNING command_id),
+               queued AS (
+                   -- In the batch's order: the relay publishes one transaction's rows by id.
+                   INSERT INTO outbox (topic, key, value, command_id)
+                   SELECT x.topic, x.skey, x.msg, x.i FROM x JOIN ins ON ins.command_id = x.i ORDER BY x.n)
+               SELECT command_id FROM ins""",
+            [c.command_id for c in commands], [c.command_type.value for c in commands],
+            [c.aggregate_type.value for c in commands], [c.aggregate_id for c in commands],
+            [c.db_name for c in commands], [c.actor for c in commands],
+            [json.dumps(c.payload) for c in commands], [c.expected_version for c in commands],
+            [c.idempotency_key for c in commands], [json.dumps(c.metadata) for c in commands],
+            [c.created_at for c in commands], [t for _, t, _ in items], [c.stream_key for c in commands],
+            [m for _, _, m in items],
+        )}
+        # A key used before (possibly by a statement that committed just now, or earlier in this batch):
+        # the first command stands and nothing new is queued for the later one.
+        reused = [c for c in commands if c.command_id not in inserted]
+        first: dict[tuple[str, str | None], Command] = {}
+        if reused:
+            rows = await self.pool.fetch(
+                """SELECT c.* FROM commands c JOIN unnest($1::text[], $2::text[]) AS k(actor, key)
+                     ON c.actor = k.actor AND c.idempotency_key = k.key""",
+                [c.actor for c in reused], [c.idempotency_key for c in reused])
+            first = {(r["actor"], r["idempotency_key"]): command_from_row(r) for r in rows}
         return [(c, True) if c.command_id in inserted else (first[(c.actor, c.idempotency_key)], False)
                 for c in commands]
 
