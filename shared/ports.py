@@ -109,8 +109,9 @@ class EventStore(ABC):
         """last_version for many aggregates at once (those with no event are left out)."""
 
     @abstractmethod
-    async def read(self, after_position: int, limit: int) -> list[Event]:
-        """Events in position order after `after_position`."""
+    async def read(self, db_name: str, after_position: int, limit: int) -> list[Event]:
+        """The database's events in position order after `after_position`, from its latest creation on (an
+        earlier database of the name keeps its events to itself)."""
 
 
 # (aggregate id, version, document or None for deleted): what DocumentStore.restore writes.

@@ -35,7 +35,7 @@ class EventStoreContract:
         assert [e.version for e in history] == [1, 2]
         assert await store.last_version("contract", AggregateType.ONTOLOGY_CLASS, aggregate) == 2
         assert [e.event_id for e in await store.for_command(first.command_id)] == [first.event_id]
-        after = await store.read(first.position - 1, 10)
+        after = await store.read("contract", first.position - 1, 10)
         assert [e.event_id for e in after][:2] == [first.event_id, second.event_id]
 
     async def test_same_command_twice_is_refused(self, store: EventStore, aggregate: str) -> None:

@@ -1,6 +1,7 @@
 """The embedded document store on PostgreSQL (the local stand-in for TerminusDB)."""
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -147,24 +148,32 @@ class PostgresDocumentStore(DocumentStore):
 
     async def restore(self, db_name: str, kind: str, items: list[Restored]) -> None:
         # Unconditional on purpose (a drifted row may claim a higher version than the events); a deleted
-        # aggregate becomes the tombstone its delete left. One statement per batch.
+        # aggregate becomes the tombstone its delete left. One statement per batch, its rows as arrays
+        # (a batch names each aggregate once: ON CONFLICT may touch a row only once per statement).
         key = "class_id" if kind == "class" else "instance_id"
-        rows = [(db_name, aggregate_id, version, doc is None, doc if doc is not None else {key: aggregate_id,
-                                                                                       "deleted": True})
-                for aggregate_id, version, doc in items]
-        if not rows:
+        latest = {aggregate_id: (version, doc) for aggregate_id, version, doc in items}
+        if not latest:
             return
+        ids = list(latest)
+        versions = [latest[i][0] for i in ids]
+        deleted = [latest[i][1] is None for i in ids]
+        docs = [json.dumps(latest[i][1] if latest[i][1] is not None else {key: i, "deleted": True}) for i in ids]
         if kind == "class":
-            await self.pool.executemany(
-                """INSERT INTO docs.classes (db_name, class_id, version, deleted, doc) VALUES ($1, $2, $3, $4, $5)
+            await self.pool.execute(
+                """INSERT INTO docs.classes (db_name, class_id, version, deleted, doc)
+                   SELECT $1, i, v, x, d::jsonb
+                   FROM unnest($2::text[], $3::int[], $4::bool[], $5::text[]) AS u(i, v, x, d)
                    ON CONFLICT (db_name, class_id) DO UPDATE
-                     SET version = EXCLUDED.version, deleted = EXCLUDED.deleted, doc = EXCLUDED.doc""", rows)
+                     SET version = EXCLUDED.version, deleted = EXCLUDED.deleted, doc = EXCLUDED.doc""",
+                db_name, ids, versions, deleted, docs)
         else:
-            await self.pool.executemany(
+            await self.pool.execute(
                 """INSERT INTO docs.instances (db_name, instance_id, class_id, version, deleted, doc)
-                   VALUES ($1, $2, coalesce($5::jsonb->>'class_id', ''), $3, $4, $5::jsonb)
+                   SELECT $1, i, coalesce(d::jsonb->>'class_id', ''), v, x, d::jsonb
+                   FROM unnest($2::text[], $3::int[], $4::bool[], $5::text[]) AS u(i, v, x, d)
                    ON CONFLICT (db_name, instance_id) DO UPDATE SET class_id = EXCLUDED.class_id,
-                     version = EXCLUDED.version, deleted = EXCLUDED.deleted, doc = EXCLUDED.doc""", rows)
+                     version = EXCLUDED.version, deleted = EXCLUDED.deleted, doc = EXCLUDED.doc""",
+                db_name, ids, versions, deleted, docs)
 
     async def versions(self, db_name: str, kind: str) -> AsyncGenerator[tuple[str, int, dict[str, Any]], None]:
         table, key = ("docs.classes", "class_id") if kind == "class" else ("docs.instances", "instance_id")

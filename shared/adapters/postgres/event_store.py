@@ -177,9 +177,15 @@ class PostgresEventStore(EventStore):
         )
         return {r["aggregate_id"]: int(r["version"]) for r in rows if r["version"] is not None}
 
-    async def read(self, after_position: int, limit: int) -> list[Event]:
+    async def read(self, db_name: str, after_position: int, limit: int) -> list[Event]:
+        # The (db_name, position) index: one database's events without reading every other database's.
         rows = await self.pool.fetch(
-            f"SELECT {COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2",
-            after_position, limit,
+            f"""SELECT {COLUMNS} FROM events
+                WHERE db_name = $1 AND position > greatest($2, (
+                    SELECT coalesce(max(position), 0) - 1 FROM events
+                    WHERE db_name = $1 AND aggregate_type = 'database' AND aggregate_id = $1
+                      AND event_type = 'DATABASE_CREATED'))
+                ORDER BY position LIMIT $3""",
+            db_name, after_position, limit,
         )
         return [event_from_row(r) for r in rows]

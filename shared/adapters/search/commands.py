@@ -45,7 +45,7 @@ def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
     result = asyncio.run(run_rebuild(settings, args.db, show_progress=sys.stderr.isatty() or sys.stdout.isatty()))
     s = result.stats
     where = ", ".join(f"{k} → {v}" for k, v in result.indices.items()) if result.exists else "deleted: dropped"
-    print(f"rebuilt {args.db}: {result.events_projected} of {result.events_read} events in {result.seconds:.1f}s "
+    print(f"rebuilt {args.db}: {result.events_projected} events in {result.seconds:.1f}s "
           f"({result.rate:.0f} events/s); indexed {s.indexed}, deleted {s.deleted}, superseded {s.superseded}, "
           f"stale {s.stale}, skipped {s.skipped}; {where}; replaced {result.replaced or 'nothing'}")
     return 0

@@ -1,8 +1,8 @@
 """Rebuild one database's indices from the event store into fresh indices, then swap the aliases atomically.
 
-Search keeps answering from the old indices during the rebuild. Events are read in global order with
-`PostgresEventStore.read(after_position, limit)` and bulk-indexed with external versions, so the live
-projector writing to the old indices meanwhile, and a second pass over the same events, are harmless.
+Search keeps answering from the old indices during the rebuild. The database's events are read in position
+order with `PostgresEventStore.read(db, after_position, limit)` and bulk-indexed with external versions, so
+the live projector writing to the old indices meanwhile, and a second pass over the same events, are harmless.
 """
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ class RebuildResult:
     db: str
     indices: dict[str, str] = field(default_factory=dict)
     replaced: list[str] = field(default_factory=list)
-    events_read: int = 0
     events_projected: int = 0
     seconds: float = 0.0
     stats: Stats = field(default_factory=Stats)
@@ -69,17 +68,13 @@ async def _pass(store: PostgresEventStore, projector: RebuildProjector, result: 
                 until: int | None, batch: int, progress: Progress | None, head: int, count: bool = True) -> int:
     """Apply the database's events after `after` (up to `until` when given); returns the last position."""
     while until is None or after < until:
-        events = await store.read(after, batch)
+        events = await store.read(result.db, after, batch)
         if not events:
             break
-        mine = [e for e in events if e.db_name == result.db]
-        if mine:
-            stats = await projector.apply(mine)
+        stats = await projector.apply(events)
         if count:
-            result.events_read += len(events)
-            result.events_projected += len(mine)
-            if mine:
-                result.stats.add(stats)
+            result.events_projected += len(events)
+            result.stats.add(stats)
         after = events[-1].position or after
         if progress is not None:
             progress(min(after, head), head)
