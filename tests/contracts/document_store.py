@@ -139,6 +139,27 @@ class DocumentStoreContract:
         await store.put_grant({"db_name": name, "user": "ann", "role": "reader", "version": 5})
         assert await store.held_versions(name, "grant", ["ann", "bo"]) == {"ann": 5}
 
+    async def test_restore_puts_back_what_the_events_say_whatever_the_store_holds(self, store: DocumentStore,
+                                                                                 name: str) -> None:
+        """The repair's and the replay's write: unconditional, so a record claiming a higher version than
+        the events goes back to the events' version, a stray one becomes its tombstone, a lost one returns."""
+        await self._with_class(store, name, "Person")
+        await store.put_instances(name, [instance_doc("p1", "Person", 7, name="drifted"),
+                                         instance_doc("p2", "Person", 1, name="stray")])
+        await store.restore(name, "instance", [
+            ("p1", 2, instance_doc("p1", "Person", 2, name="right")), ("p2", 1, None),
+            ("p3", 1, instance_doc("p3", "Person", 1, name="lost"))])
+        p1 = await store.get_instance(name, "p1")
+        assert p1 is not None and (p1["version"], p1["data"]["name"]) == (2, "right")
+        assert await store.get_instance(name, "p2") is None
+        assert (await store.get_instance(name, "p3") or {}).get("version") == 1
+        assert await store.held_versions(name, "instance", ["p1", "p2", "p3"]) == {"p1": 2, "p2": 1, "p3": 1}
+        assert [i for i, _, _ in [x async for x in store.versions(name, "instance")]] == ["p1", "p3"]
+        await store.restore(name, "class", [("Person", 1, class_doc("Person", 1, label="Restored", properties=[
+            {"name": "name", "type": "string", "required": False, "constraints": {}},
+            {"name": "age", "type": "integer", "required": False, "constraints": {}}]))])
+        assert (await store.get_class(name, "Person") or {}).get("label") == "Restored"
+
     async def test_a_database_created_again_gets_its_creators_grant(self, store: DocumentStore, name: str) -> None:
         creator = {"db_name": name, "user": "ann", "role": "admin", "version": 0}
         await store.put_grant(creator)

@@ -29,7 +29,7 @@ from shared.adapters.terminusdb.writer import (
     DatabaseWriter,
     records_held,
 )
-from shared.ports import DocumentStore
+from shared.ports import DocumentStore, Restored
 
 
 @dataclass(frozen=True)
@@ -334,6 +334,17 @@ class TerminusDocumentStore(DocumentStore):
         author, message = _deletion(actor, command_id, f"instance {instance_id}", version)
         await self._change(db_name, [Change(INSTANCE_RECORD, instance_id, version, None, author, message)],
                            create=False)
+
+    async def restore(self, db_name: str, kind: str, items: list[Restored]) -> None:
+        # Through the database's writer like every write, but unconditional (`force`): a drifted record may
+        # claim a higher version than the events. A deleted aggregate becomes a tombstone at its version.
+        record_type = CLASS_RECORD if kind == "class" else INSTANCE_RECORD
+        changes = [Change(record_type, aggregate_id, version, doc,
+                          *(_commit(doc) if doc is not None else
+                            _deletion(None, None, f"{kind} {aggregate_id}", version)), force=True)
+                   for aggregate_id, version, doc in {i: (i, v, d) for i, v, d in items}.values()]
+        if changes:
+            await self._change(db_name, changes, create=False)
 
     async def get_instance(self, db_name: str, instance_id: str) -> dict[str, Any] | None:
         record = await self._read(self.terminus_db(db_name), f"{INSTANCE_RECORD}/{key(instance_id)}")

@@ -50,6 +50,7 @@ class Change:
     doc: dict[str, Any] | None  # None: delete
     author: str
     message: str
+    force: bool = False  # unconditional (a repair or a replay restoring what the events say): no version check
 
     @property
     def record_id(self) -> str:
@@ -212,7 +213,7 @@ class DatabaseWriter:
         for attempt in range(self.max_attempts):
             try:
                 await self._load(batch)
-                fresh = [c for c in batch if _newer(self.cache.get(c.record_type, c.key), c.version)]
+                fresh = [c for c in batch if c.force or _newer(self.cache.get(c.record_type, c.key), c.version)]
                 if fresh or (not batch and self.cache.unwritten()):  # nothing but the unwritten schemas: a flush
                     await self._write(fresh)
                 return
