@@ -21,6 +21,10 @@ def canonical(state: Any) -> str:
     return json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+# A string as canonical() writes it (json.dumps of a str with ensure_ascii=False), without the encoder's setup.
+_text = json.encoder.encode_basestring
+
+
 class Checksum:
     """A digest over (aggregate_id, version, canonical JSON of the state), fed in aggregate order: the same
     events always give the same checksum, whatever order they were applied in."""
@@ -29,7 +33,12 @@ class Checksum:
         self._digest = hashlib.sha256()
 
     def add(self, kind: str, aggregate_id: str, version: int, state: Any) -> None:
-        self._digest.update(canonical([kind, aggregate_id, version, state]).encode() + b"\n")
+        self.add_canonical(kind, aggregate_id, version, canonical(state))
+
+    def add_canonical(self, kind: str, aggregate_id: str, version: int, state_json: str) -> None:
+        """`add` with the state already as its canonical JSON: the same bytes as canonical([kind, aggregate_id,
+        version, state]) (the encoder writes a list's items one after another), without encoding it twice."""
+        self._digest.update(f"[{_text(kind)},{_text(aggregate_id)},{int(version)},{state_json}]\n".encode())
 
     def hexdigest(self) -> str:
         return self._digest.hexdigest()
@@ -120,11 +129,14 @@ def _check(kind: str, aggregate_id: str, event: Event | None, doc: tuple[int, di
            indexed: dict[str, tuple[int, dict[str, Any]]] | None, archived: set[str] | None,
            sums: dict[str, Checksum]) -> list[Drift]:
     live = event is not None and not event.data.get("deleted")
-    if live and event is not None and event.version is not None:
-        sums["events"].add(kind, aggregate_id, event.version, event.data)
-    if doc is not None:
-        sums["documents"].add(kind, aggregate_id, doc[0], doc[1])
-    same = doc is not None and event is not None and canonical(doc[1]) == canonical(event.data)
+    # Each state encoded once: for its checksum and for the comparison.
+    event_json = canonical(event.data) if event is not None else None
+    doc_json = canonical(doc[1]) if doc is not None else None
+    if live and event is not None and event.version is not None and event_json is not None:
+        sums["events"].add_canonical(kind, aggregate_id, event.version, event_json)
+    if doc is not None and doc_json is not None:
+        sums["documents"].add_canonical(kind, aggregate_id, doc[0], doc_json)
+    same = doc_json is not None and doc_json == event_json
     drift = [_compare(kind, "documents", aggregate_id, event, doc[0] if doc else None, same)]
     if indexed is not None:
         hit = indexed.get(aggregate_id)

@@ -142,6 +142,10 @@ def _write_config(settings: Settings) -> None:
         "action.auto_create_index": False,
         # A shared, busy disk must not flip our indices to read-only.
         "cluster.routing.allocation.disk.threshold_enabled": False,
+        # Every database has its own small indices (one shard each): the default of 1,000 shards per node
+        # refused new databases' indices after about 500 databases (seen with a full test run beside
+        # benchmark leftovers: "this action would add [1] shards, but this cluster currently has [1000]").
+        "cluster.max_shards_per_node": 20000,
     }
     (conf / "elasticsearch.yml").write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in node.items()))
     user = pwd.getpwnam(OS_USER)
