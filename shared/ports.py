@@ -219,7 +219,7 @@ class DocumentStore(ABC):
     async def restore(self, db_name: str, kind: str, items: list[Restored]) -> None:
         """Put classes or instances back as their newest events say ((id, version, document); None: deleted at
         that version), whatever the store holds now: the repair and the replay, the one unconditional write.
-        A store that cannot answers RepairUnsupported."""
+        Each aggregate at most once per call. A store that cannot answers RepairUnsupported."""
         raise RepairUnsupported(f"{type(self).__name__} cannot restore documents in place")
 
     async def close(self) -> None:  # noqa: B027 - optional hook

@@ -150,14 +150,13 @@ class PostgresDocumentStore(DocumentStore):
         # Unconditional on purpose (a drifted row may claim a higher version than the events); a deleted
         # aggregate becomes the tombstone its delete left. One statement per batch, its rows as arrays
         # (a batch names each aggregate once: ON CONFLICT may touch a row only once per statement).
-        key = "class_id" if kind == "class" else "instance_id"
-        latest = {aggregate_id: (version, doc) for aggregate_id, version, doc in items}
-        if not latest:
+        if not items:
             return
-        ids = list(latest)
-        versions = [latest[i][0] for i in ids]
-        deleted = [latest[i][1] is None for i in ids]
-        docs = [json.dumps(latest[i][1] if latest[i][1] is not None else {key: i, "deleted": True}) for i in ids]
+        key = "class_id" if kind == "class" else "instance_id"
+        ids = [aggregate_id for aggregate_id, _, _ in items]
+        versions = [version for _, version, _ in items]
+        deleted = [doc is None for _, _, doc in items]
+        docs = [json.dumps(doc if doc is not None else {key: i, "deleted": True}) for i, _, doc in items]
         if kind == "class":
             await self.pool.execute(
                 """INSERT INTO docs.classes (db_name, class_id, version, deleted, doc)

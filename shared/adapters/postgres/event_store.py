@@ -16,6 +16,11 @@ from shared.ports import DocumentStore, DocumentWrites, DuplicateEvent, EventSto
 
 COLUMNS = ("position, event_id, event_type, aggregate_type, aggregate_id, db_name, version, command_id,"
            " actor, occurred_at, data")
+# The position of the latest creation of the database named by $1: its events are those from here on (an
+# earlier database of the name keeps its events to itself). The unique (db_name, aggregate_type,
+# aggregate_id, version) index finds it.
+CREATED = """(SELECT coalesce(max(position), 0) FROM events WHERE db_name = $1 AND aggregate_type = 'database'
+              AND aggregate_id = $1 AND event_type = 'DATABASE_CREATED')"""
 
 
 def event_from_row(row: asyncpg.Record) -> Event:
@@ -128,23 +133,16 @@ class PostgresEventStore(EventStore):
         async with self.pool.acquire() as conn, conn.transaction(readonly=True):
             async for row in conn.cursor(
                     f"""SELECT DISTINCT ON (aggregate_id) {COLUMNS} FROM events
-                        WHERE db_name = $1 AND aggregate_type = $2 AND version IS NOT NULL
-                          AND position >= (SELECT coalesce(max(position), 0) FROM events
-                                           WHERE db_name = $1 AND aggregate_type = 'database'
-                                             AND aggregate_id = $1 AND event_type = 'DATABASE_CREATED')
+                        WHERE db_name = $1 AND aggregate_type = $2 AND version IS NOT NULL AND position >= {CREATED}
                         ORDER BY aggregate_id, version DESC""",
                     db_name, aggregate_type.value, prefetch=1000):
                 yield event_from_row(row)
 
     async def history(self, db_name: str, aggregate_type: AggregateType, aggregate_id: str) -> list[Event]:
-        # From the database's latest creation on (the unique index on (db_name, aggregate_type,
-        # aggregate_id, version) finds it): an earlier database of the name keeps its history to itself.
         rows = await self.pool.fetch(
             f"""SELECT {COLUMNS} FROM events
                 WHERE db_name = $1 AND aggregate_type = $2 AND aggregate_id = $3 AND version IS NOT NULL
-                  AND position >= (SELECT coalesce(max(position), 0) FROM events
-                                   WHERE db_name = $1 AND aggregate_type = 'database' AND aggregate_id = $1
-                                     AND event_type = 'DATABASE_CREATED')
+                  AND position >= {CREATED}
                 ORDER BY version""",
             db_name, aggregate_type.value, aggregate_id,
         )
@@ -181,10 +179,7 @@ class PostgresEventStore(EventStore):
         # The (db_name, position) index: one database's events without reading every other database's.
         rows = await self.pool.fetch(
             f"""SELECT {COLUMNS} FROM events
-                WHERE db_name = $1 AND position > greatest($2, (
-                    SELECT coalesce(max(position), 0) - 1 FROM events
-                    WHERE db_name = $1 AND aggregate_type = 'database' AND aggregate_id = $1
-                      AND event_type = 'DATABASE_CREATED'))
+                WHERE db_name = $1 AND position > $2 AND position >= {CREATED}
                 ORDER BY position LIMIT $3""",
             db_name, after_position, limit,
         )

@@ -342,7 +342,7 @@ class TerminusDocumentStore(DocumentStore):
         changes = [Change(record_type, aggregate_id, version, doc,
                           *(_commit(doc) if doc is not None else
                             _deletion(None, None, f"{kind} {aggregate_id}", version)), force=True)
-                   for aggregate_id, version, doc in {i: (i, v, d) for i, v, d in items}.values()]
+                   for aggregate_id, version, doc in items]
         if changes:
             await self._change(db_name, changes, create=False)
 
