@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -60,6 +61,13 @@ class CommandLog(ABC):
         document store has written it yet."""
 
 
+@dataclass(frozen=True)
+class Mark:
+    """What the event store had committed at one moment (EventStore.mark): `since` reads what came after."""
+    head: int  # the highest position committed then
+    snapshot: str  # the store's own record of which writes were committed then
+
+
 class EventStore(ABC):
     """Append-only event store; appending also queues the event for the relay."""
 
@@ -112,6 +120,16 @@ class EventStore(ABC):
     async def read(self, db_name: str, after_position: int, limit: int) -> list[Event]:
         """The database's events in position order after `after_position`, from its latest creation on (an
         earlier database of the name keeps its events to itself)."""
+
+    @abstractmethod
+    async def mark(self) -> Mark:
+        """What is committed now, for `since`."""
+
+    @abstractmethod
+    def since(self, db_name: str, mark: Mark) -> AsyncGenerator[Event, None]:
+        """The database's events committed after `mark` was taken, in position order, streamed: what a rebuild
+        that read the store after the mark may have missed (a transaction that committed late under a lower
+        position than ones already read included)."""
 
 
 # (aggregate id, version, document or None for deleted): what DocumentStore.restore writes.
@@ -221,6 +239,25 @@ class DocumentStore(ABC):
         that version), whatever the store holds now: the repair and the replay, the one unconditional write.
         Each aggregate at most once per call. A store that cannot answers RepairUnsupported."""
         raise RepairUnsupported(f"{type(self).__name__} cannot restore documents in place")
+
+    async def replace(self, db_name: str, kind: str, items: AsyncIterable[Restored]) -> None:
+        """Every class or instance (`kind`) of the database becomes what `items` say (each aggregate once, as
+        for restore), and nothing else: the replay's rebuild. This default restores in batches, then removes
+        the live ones `items` did not name, in place; a store that can build the new set beside the old one
+        and swap it in at the end overrides it."""
+        named: set[str] = set()
+        batch: list[Restored] = []
+        async for item in items:
+            named.add(item[0])
+            batch.append(item)
+            if len(batch) == 1000:
+                await self.restore(db_name, kind, batch)
+                batch = []
+        await self.restore(db_name, kind, batch)
+        strays: list[Restored] = [(aggregate_id, version, None)
+                                  async for aggregate_id, version, _ in self.versions(db_name, kind)
+                                  if aggregate_id not in named]
+        await self.restore(db_name, kind, strays)
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (the PostgreSQL store shares the process's pool and has none of its own)."""

@@ -154,7 +154,7 @@ class Pipeline:
         else:
             try:
                 result, error = await run_replay(command, list(approval.data.get("targets", [])), self.events,
-                                                 self.docs, self.search, self.archive, report), None
+                                                 self.docs, self.search, report), None
             except RepairUnsupported as exc:
                 result, error = {}, str(exc)
             assert self.command_topic is not None, "a pipeline that runs replays knows the command topics"

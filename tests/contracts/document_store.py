@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from shared.ports import DocumentStore
+from shared.ports import DocumentStore, Restored
 
 
 def db_doc(name: str, version: int) -> dict[str, Any]:
@@ -159,6 +160,31 @@ class DocumentStoreContract:
             {"name": "name", "type": "string", "required": False, "constraints": {}},
             {"name": "age", "type": "integer", "required": False, "constraints": {}}]))])
         assert (await store.get_class(name, "Person") or {}).get("label") == "Restored"
+
+    async def test_replace_leaves_exactly_what_it_was_given(self, store: DocumentStore, name: str) -> None:
+        """The replay's rebuild: every instance of the database becomes what the items say, a drifted one
+        included, a deleted one its tombstone, and one the items do not name is gone; another database's
+        instances are untouched."""
+        other = f"{name}-other"
+        await self._with_class(store, name, "Person")
+        await self._with_class(store, other, "Person")
+        await store.put_instances(name, [instance_doc("p1", "Person", 7, name="drifted"),
+                                         instance_doc("p2", "Person", 1, name="deleted later"),
+                                         instance_doc("p9", "Person", 1, name="no event")])
+        await store.put_instances(other, [instance_doc("p1", "Person", 1, name="elsewhere")])
+
+        async def items() -> AsyncIterator[Restored]:
+            for item in [("p1", 2, instance_doc("p1", "Person", 2, name="right")), ("p2", 2, None),
+                         ("p3", 1, instance_doc("p3", "Person", 1, name="lost"))]:
+                yield item
+
+        await store.replace(name, "instance", items())
+        assert [(i, v, d["data"]["name"]) async for i, v, d in store.versions(name, "instance")] == [
+            ("p1", 2, "right"), ("p3", 1, "lost")]
+        assert await store.held_versions(name, "instance", ["p2"]) == {"p2": 2}  # a tombstone at its version
+        await store.put_instances(name, [instance_doc("p2", "Person", 1, name="older write")])
+        assert await store.get_instance(name, "p2") is None  # an older write does not resurrect it
+        assert (await store.get_instance(other, "p1") or {}).get("data", {}).get("name") == "elsewhere"
 
     async def test_a_database_created_again_gets_its_creators_grant(self, store: DocumentStore, name: str) -> None:
         creator = {"db_name": name, "user": "ann", "role": "admin", "version": 0}

@@ -92,3 +92,12 @@ class EventStoreContract:
         await store.append(database_event(EventType.DATABASE_CREATED, 3), "t")
         assert await store.history(db, AggregateType.ONTOLOGY_CLASS, aggregate) == []
         assert [e.version for e in await store.history(db, AggregateType.DATABASE, db)] == [3]
+
+    async def test_since_a_mark_reads_what_was_committed_after_it(self, store: EventStore, aggregate: str) -> None:
+        before = await store.append(make_event(aggregate, 1), "t")
+        mark = await store.mark()
+        assert mark.head >= (before.position or 0)
+        after = await store.append(make_event(aggregate, 2), "t")
+        assert [e.event_id async for e in store.since("contract", mark) if e.aggregate_id == aggregate] == [
+            after.event_id]
+        assert [e async for e in store.since("contract", await store.mark()) if e.aggregate_id == aggregate] == []

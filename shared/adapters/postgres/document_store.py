@@ -2,12 +2,37 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from typing import Any
 
 from shared.adapters.group_commit import Coalesced
 from shared.adapters.postgres.pool import OnConnection, Pool
 from shared.ports import DocumentStore, Restored
+
+_TABLES = {"class": ("docs.classes", "class_id"), "instance": ("docs.instances", "instance_id")}
+# The columns of a restored class or instance from (i: id, v: version, x: deleted, d: document as JSON text).
+_COLUMNS = {"class": "class_id, version, deleted, doc) SELECT $1, i, v, x, d::jsonb",
+            "instance": "instance_id, class_id, version, deleted, doc) "
+                        "SELECT $1, i, coalesce(d::jsonb->>'class_id', ''), v, x, d::jsonb"}
+_SET = {"class": "version = EXCLUDED.version, deleted = EXCLUDED.deleted, doc = EXCLUDED.doc",
+        "instance": "class_id = EXCLUDED.class_id, version = EXCLUDED.version, deleted = EXCLUDED.deleted, "
+                    "doc = EXCLUDED.doc"}
+
+
+def _insert(kind: str) -> str:
+    return f"INSERT INTO {_TABLES[kind][0]} (db_name, {_COLUMNS[kind]}"
+
+
+def _row(kind: str, item: Restored) -> tuple[str, int, bool, str]:
+    """A restored aggregate as the row its kind's table holds (a deleted one as its tombstone)."""
+    aggregate_id, version, doc = item
+    body = doc if doc is not None else {_TABLES[kind][1]: aggregate_id, "deleted": True}
+    return aggregate_id, version, doc is None, json.dumps(body)
+
+
+async def _rows(kind: str, items: AsyncIterable[Restored]) -> AsyncIterator[tuple[str, int, bool, str]]:
+    async for item in items:
+        yield _row(kind, item)
 
 
 class PostgresDocumentStore(DocumentStore):
@@ -152,30 +177,29 @@ class PostgresDocumentStore(DocumentStore):
         # (a batch names each aggregate once: ON CONFLICT may touch a row only once per statement).
         if not items:
             return
-        key = "class_id" if kind == "class" else "instance_id"
-        ids = [aggregate_id for aggregate_id, _, _ in items]
-        versions = [version for _, version, _ in items]
-        deleted = [doc is None for _, _, doc in items]
-        docs = [json.dumps(doc if doc is not None else {key: i, "deleted": True}) for i, _, doc in items]
-        if kind == "class":
-            await self.pool.execute(
-                """INSERT INTO docs.classes (db_name, class_id, version, deleted, doc)
-                   SELECT $1, i, v, x, d::jsonb
-                   FROM unnest($2::text[], $3::int[], $4::bool[], $5::text[]) AS u(i, v, x, d)
-                   ON CONFLICT (db_name, class_id) DO UPDATE
-                     SET version = EXCLUDED.version, deleted = EXCLUDED.deleted, doc = EXCLUDED.doc""",
-                db_name, ids, versions, deleted, docs)
-        else:
-            await self.pool.execute(
-                """INSERT INTO docs.instances (db_name, instance_id, class_id, version, deleted, doc)
-                   SELECT $1, i, coalesce(d::jsonb->>'class_id', ''), v, x, d::jsonb
-                   FROM unnest($2::text[], $3::int[], $4::bool[], $5::text[]) AS u(i, v, x, d)
-                   ON CONFLICT (db_name, instance_id) DO UPDATE SET class_id = EXCLUDED.class_id,
-                     version = EXCLUDED.version, deleted = EXCLUDED.deleted, doc = EXCLUDED.doc""",
-                db_name, ids, versions, deleted, docs)
+        ids, versions, deleted, docs = zip(*(_row(kind, item) for item in items), strict=True)
+        await self.pool.execute(
+            f"""{_insert(kind)} FROM unnest($2::text[], $3::int[], $4::bool[], $5::text[]) AS u(i, v, x, d)
+                ON CONFLICT (db_name, {_TABLES[kind][1]}) DO UPDATE SET {_SET[kind]}""",
+            db_name, list(ids), list(versions), list(deleted), list(docs))
+
+    async def replace(self, db_name: str, kind: str, items: AsyncIterable[Restored]) -> None:
+        # The new set is built beside the old one (a temporary table, written by COPY), then swapped in by one
+        # transaction: reads see the old rows until it commits, then the new ones.
+        table = _TABLES[kind][0]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("CREATE TEMPORARY TABLE replaced (i text, v int, x bool, d text) ON COMMIT DROP")
+            await conn.copy_records_to_table("replaced", records=_rows(kind, items))
+            # Writers of the table wait from here to the commit (reads do not): a write committed before the
+            # lock was granted is in the rows removed below, so the caller applies what was committed after
+            # its mark (EventStore.since) once this returns; one that comes after the commit is conditional
+            # on the version like every write, so an older one leaves the new rows alone.
+            await conn.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+            await conn.execute(f"DELETE FROM {table} WHERE db_name = $1", db_name)
+            await conn.execute(f"{_insert(kind)} FROM replaced", db_name)
 
     async def versions(self, db_name: str, kind: str) -> AsyncGenerator[tuple[str, int, dict[str, Any]], None]:
-        table, key = ("docs.classes", "class_id") if kind == "class" else ("docs.instances", "instance_id")
+        table, key = _TABLES[kind]
         async with self.pool.acquire() as conn, conn.transaction(readonly=True):
             async for row in conn.cursor(
                     f"SELECT {key} AS id, version, doc FROM {table} WHERE db_name = $1 AND NOT deleted ORDER BY {key}",

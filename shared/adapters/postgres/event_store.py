@@ -12,7 +12,15 @@ from shared.adapters.group_commit import Coalesced, GroupCommit
 from shared.adapters.postgres.pool import OnConnection, Pool, statement_error
 from shared.domain.commands import AggregateType
 from shared.domain.events import Event
-from shared.ports import DocumentStore, DocumentWrites, DuplicateEvent, EventStore, VersionTaken
+from shared.ports import DocumentStore, DocumentWrites, DuplicateEvent, EventStore, Mark, VersionTaken
+
+# How far below a mark's head `since` looks for a transaction that was still open when the mark was taken
+# (its positions were handed out before it committed); one open for longer than this many later positions
+# is not looked for.
+OPEN_MARGIN = 100_000
+# A row's inserting transaction as a 64-bit id (xid8), rebuilt from its 32-bit xmin against the newest
+# transaction id: exact for every row written within the last 2^31 transactions (all that OPEN_MARGIN sees).
+ROW_XID8 = """((r.now - ((r.now - xmin::text::bigint) % 4294967296 + 4294967296) % 4294967296)::text::xid8)"""
 
 COLUMNS = ("position, event_id, event_type, aggregate_type, aggregate_id, db_name, version, command_id,"
            " actor, occurred_at, data")
@@ -184,3 +192,22 @@ class PostgresEventStore(EventStore):
             db_name, after_position, limit,
         )
         return [event_from_row(r) for r in rows]
+
+    async def mark(self) -> Mark:
+        # One statement, one snapshot: the head is the highest position that snapshot sees.
+        row = await self.pool.fetchrow(
+            "SELECT pg_current_snapshot()::text AS snapshot, (SELECT coalesce(max(position), 0) FROM events) AS head")
+        return Mark(head=int(row["head"]), snapshot=str(row["snapshot"]))
+
+    async def since(self, db_name: str, mark: Mark) -> AsyncGenerator[Event, None]:
+        # Above the head: not committed when the mark was taken (the head is the highest position it saw). At
+        # or below: committed after it exactly when the mark's snapshot does not see the row's transaction.
+        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+            async for row in conn.cursor(
+                    f"""SELECT {COLUMNS} FROM events,
+                               (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS now) AS r
+                        WHERE db_name = $1 AND position > $2 - {OPEN_MARGIN} AND position >= {CREATED}
+                          AND (position > $2 OR NOT pg_visible_in_snapshot({ROW_XID8}, $3::text::pg_snapshot))
+                        ORDER BY position""",
+                    db_name, mark.head, mark.snapshot, prefetch=1000):
+                yield event_from_row(row)

@@ -88,9 +88,12 @@ def fresh_index(namespace: str, db: str, kind: str) -> str:
     return f"{alias(namespace, db, kind)}-v{int(time.time() * 1000)}{uuid.uuid4().hex[:4]}"
 
 
-async def create_index(es: AsyncElasticsearch, index: str, kind: str, alias_name: str | None = None) -> bool:
-    """Create a concrete index with its mapping (and alias); False when it already exists."""
-    body: dict[str, Any] = {"settings": INDEX_SETTINGS, "mappings": MAPPINGS[kind]}
+async def create_index(es: AsyncElasticsearch, index: str, kind: str, alias_name: str | None = None, *,
+                       unserved: bool = False) -> bool:
+    """Create a concrete index with its mapping (and alias); False when it already exists. `unserved`: no
+    periodic refresh (an index being built that nobody searches yet; `serve` turns it on)."""
+    body: dict[str, Any] = {"settings": {**INDEX_SETTINGS, **({"refresh_interval": "-1"} if unserved else {})},
+                            "mappings": MAPPINGS[kind]}
     if alias_name is not None:
         body["aliases"] = {alias_name: {}}
     resp = await es.options(ignore_status=400).indices.create(index=index, **body)
@@ -99,6 +102,12 @@ async def create_index(es: AsyncElasticsearch, index: str, kind: str, alias_name
     if resp.get("error", {}).get("type") == "resource_already_exists_exception":
         return False
     raise RuntimeError(f"creating index {index} failed: {resp}")
+
+
+async def serve(es: AsyncElasticsearch, index: str) -> None:
+    """An index built `unserved` refreshes like every other from now on, and shows everything written to it."""
+    await es.indices.put_settings(index=index, settings={"refresh_interval": INDEX_SETTINGS["refresh_interval"]})
+    await es.indices.refresh(index=index)
 
 
 async def behind(es: AsyncElasticsearch, alias_name: str) -> list[str]:
@@ -135,9 +144,15 @@ async def drop_database(es: AsyncElasticsearch, namespace: str, db: str) -> list
 
 async def drop_namespace(es: AsyncElasticsearch, namespace: str) -> list[str]:
     """Delete every index of a namespace (a finished test session's); wildcard deletes are refused, so by name."""
-    resp = await es.options(ignore_status=404).indices.get(index=f"{namespace.lower()}-*",
-                                                           allow_no_indices=True, expand_wildcards="open")
-    names = sorted(n for n in resp.body if isinstance(n, str) and not n.startswith("."))
-    for start in range(0, len(names), 50):
-        await es.indices.delete(index=",".join(names[start:start + 50]), ignore_unavailable=True)
-    return names
+    dropped: list[str] = []
+    for _ in range(3):  # an index deleted by someone else between listing and deleting fails the whole request
+        resp = await es.options(ignore_status=404).indices.get(index=f"{namespace.lower()}-*",
+                                                               allow_no_indices=True, expand_wildcards="open")
+        names = sorted(n for n in resp.body if isinstance(n, str) and not n.startswith("."))
+        if not names:
+            break
+        for start in range(0, len(names), 50):
+            await es.options(ignore_status=404).indices.delete(index=",".join(names[start:start + 50]),
+                                                               ignore_unavailable=True)
+        dropped += names
+    return sorted(set(dropped))

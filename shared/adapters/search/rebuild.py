@@ -2,7 +2,8 @@
 
 Search keeps answering from the old indices during the rebuild. The database's events are read in position
 order with `PostgresEventStore.read(db, after_position, limit)` and bulk-indexed with external versions, so
-the live projector writing to the old indices meanwhile, and a second pass over the same events, are harmless.
+the live projector writing to the old indices meanwhile, and a second pass over the same events, are harmless;
+after the swap, what was committed since the rebuild began (`PostgresEventStore.since`) is projected again.
 """
 from __future__ import annotations
 
@@ -15,11 +16,9 @@ from elasticsearch import AsyncElasticsearch
 from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.adapters.search import indices
 from shared.adapters.search.projector import Projector, Stats
+from shared.domain.events import Event
 
 CATCH_UP_PASSES = 5
-# After the swap the events since this many positions before the snapshot are applied again: a
-# transaction that committed late with a lower position may have reached only the old index.
-REREAD_MARGIN = 10_000
 
 Progress = Callable[[int, int], None]
 
@@ -53,7 +52,7 @@ class RebuildProjector(Projector):
     async def open_database(self, db: str, created: bool) -> bool:
         if created and not self.exists:
             for kind, name in self.fresh.items():
-                await indices.create_index(self.es, name, kind)
+                await indices.create_index(self.es, name, kind, unserved=True)
             self.exists = True
         return self.exists
 
@@ -65,16 +64,14 @@ class RebuildProjector(Projector):
 
 
 async def _pass(store: PostgresEventStore, projector: RebuildProjector, result: RebuildResult, after: int,
-                until: int | None, batch: int, progress: Progress | None, head: int, count: bool = True) -> int:
+                until: int | None, batch: int, progress: Progress | None, head: int) -> int:
     """Apply the database's events after `after` (up to `until` when given); returns the last position."""
     while until is None or after < until:
         events = await store.read(result.db, after, batch)
         if not events:
             break
-        stats = await projector.apply(events)
-        if count:
-            result.events_projected += len(events)
-            result.stats.add(stats)
+        result.stats.add(await projector.apply(events))
+        result.events_projected += len(events)
         after = events[-1].position or after
         if progress is not None:
             progress(min(after, head), head)
@@ -89,10 +86,11 @@ async def rebuild(es: AsyncElasticsearch, store: PostgresEventStore, namespace: 
     fresh = {kind: indices.fresh_index(namespace, db, kind) for kind in indices.KINDS}
     result.indices = fresh
     projector = RebuildProjector(es, namespace, db, fresh)
-    head = int(await store.pool.fetchval("SELECT coalesce(max(position), 0) FROM events"))
+    # Taken before the first read: after the swap, whatever committed after it is projected again.
+    mark = await store.mark()
+    head = mark.head
     try:
         after = await _pass(store, projector, result, 0, head, batch, progress, head)
-        snapshot = after
         for _ in range(CATCH_UP_PASSES):  # bounded: under a steady write load the swap comes anyway
             before = after
             after = await _pass(store, projector, result, after, None, batch, None, head)
@@ -104,15 +102,22 @@ async def rebuild(es: AsyncElasticsearch, store: PostgresEventStore, namespace: 
         result.replaced = sorted(n for names in old.values() for n in names)
         if projector.exists:
             for name in fresh.values():
-                await es.indices.refresh(index=name)
+                await indices.serve(es, name)
             actions: list[dict[str, object]] = []
             for kind, name in aliases.items():
                 actions.append({"add": {"index": fresh[kind], "alias": name}})
                 actions += [{"remove_index": {"index": o}} for o in old[kind] if o != fresh[kind]]
             await es.indices.update_aliases(actions=actions)
-            # Events the live projector may have put only into the old indices just before the swap.
-            await _pass(store, projector, result, max(0, snapshot - REREAD_MARGIN), None, batch, None, head,
-                        count=False)
+            # The passes read by position, so a transaction that committed late under a lower position than
+            # ones already read was missed, and the live projector may have put it into the old indices only.
+            late: list[Event] = []
+            async for event in store.since(db, mark):
+                late.append(event)
+                if len(late) == batch:
+                    await projector.apply(late)
+                    late = []
+            if late:
+                await projector.apply(late)
             for name in fresh.values():
                 await es.indices.refresh(index=name)
         else:  # the database is deleted at the end of the log: nothing to serve
