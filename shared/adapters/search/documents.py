@@ -40,10 +40,12 @@ def typed_fields(values: dict[str, Any], types: dict[str, str]) -> dict[str, dic
         fam = family(value, types.get(name))
         if fam is None:
             continue
-        items = value if isinstance(value, list) else [value]
-        cleaned = [v for v in (_scalar(i, fam) for i in items) if v is not None]
-        if cleaned:
-            out[fam][name] = cleaned if isinstance(value, list) else cleaned[0]
+        if isinstance(value, list):
+            cleaned = [c for c in (_scalar(i, fam) for i in value) if c is not None]
+            if cleaned:
+                out[fam][name] = cleaned
+        elif (scalar := _scalar(value, fam)) is not None:
+            out[fam][name] = scalar
     return out
 
 

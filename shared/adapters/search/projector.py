@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from elastic_transport import JsonSerializer
 from elasticsearch import AsyncElasticsearch
-from elasticsearch.helpers import async_streaming_bulk
 
 from shared.adapters.search import indices
 from shared.adapters.search.documents import class_document, instance_document, property_types
@@ -24,6 +24,9 @@ CLASS_EVENTS = {EventType.ONTOLOGY_CLASS_CREATED, EventType.ONTOLOGY_CLASS_UPDAT
 INSTANCE_EVENTS = {EventType.INSTANCE_CREATED, EventType.INSTANCE_UPDATED, EventType.INSTANCE_DELETED}
 DELETES = {EventType.ONTOLOGY_CLASS_DELETED, EventType.INSTANCE_DELETED}
 MAX_PARENT_DEPTH = 32
+BULK_ACTIONS, BULK_BYTES = 1000, 20 * 1024 * 1024  # at most per bulk request (the last document may pass it)
+# The client's own JSON encoding (its handling of dates, ids and lone surrogates), for a body built here.
+_SERIALIZER = JsonSerializer()
 
 
 @dataclass
@@ -168,7 +171,7 @@ class Projector:
                 self.classes[(event.db_name, event.aggregate_id)] = (
                     None if event.event_type in DELETES else event.data)
         open_dbs: dict[str, bool] = {}
-        actions: list[dict[str, Any]] = []
+        actions: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
         sources: list[Event] = []
         for event in latest.values():
             db = event.db_name
@@ -182,31 +185,42 @@ class Projector:
         if actions:
             await self._bulk(actions, sources, stats)
 
-    async def _action(self, event: Event) -> dict[str, Any]:
+    async def _action(self, event: Event) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The bulk request's action line and document (None for a delete)."""
         kind = kind_of(event)
-        action: dict[str, Any] = {"_index": self.target(event.db_name, kind), "_id": event.aggregate_id,
-                                  "version": event.version, "version_type": "external"}
+        target = {"_index": self.target(event.db_name, kind), "_id": event.aggregate_id,
+                  "version": event.version, "version_type": "external"}
         if event.event_type in DELETES:
-            action["_op_type"] = "delete"
-        elif kind == indices.CLASSES:
-            action["_source"] = class_document(event)
-        else:
-            types = await self.types_for(event.db_name, event.data.get("class_id"))
-            action["_source"] = instance_document(event, types)
-        return action
+            return {"delete": target}, None
+        if kind == indices.CLASSES:
+            return {"index": target}, class_document(event)
+        types = await self.types_for(event.db_name, event.data.get("class_id"))
+        return {"index": target}, instance_document(event, types)
 
-    async def _bulk(self, actions: list[dict[str, Any]], sources: list[Event], stats: Stats) -> None:
+    async def _bulk(self, actions: list[tuple[dict[str, Any], dict[str, Any] | None]], sources: list[Event],
+                    stats: Stats) -> None:
         failures: list[tuple[Event, str]] = []
-        results = async_streaming_bulk(self.es, actions, chunk_size=1000, max_chunk_bytes=20 * 1024 * 1024,
-                                       raise_on_error=False, raise_on_exception=True, yield_ok=True,
-                                       refresh=self.refresh)
-        position = 0
-        async for ok, item in results:
-            event = sources[position]
-            position += 1
+        body, first = bytearray(), 0
+        for position, (action, document) in enumerate(actions):
+            body += _SERIALIZER.json_dumps(action) + b"\n"
+            if document is not None:
+                body += _SERIALIZER.json_dumps(document) + b"\n"
+            if position + 1 - first == BULK_ACTIONS or len(body) >= BULK_BYTES or position + 1 == len(actions):
+                await self._send(bytes(body), sources[first:position + 1], stats, failures)
+                body, first = bytearray(), position + 1
+        if failures:
+            raise ProjectionError(failures, stats)
+
+    async def _send(self, body: bytes, sources: list[Event], stats: Stats, failures: list[tuple[Event, str]]) -> None:
+        """One bulk request; its items are counted, the failed ones (other than stale) added to `failures`."""
+        # Only what is read below comes back: a bulk answer is otherwise larger than its request. The body is
+        # NDJSON already, which the client sends as it is.
+        resp = await self.es.bulk(operations=body, refresh=self.refresh,  # type: ignore[arg-type]
+                                  filter_path="items.*.status,items.*.error,items.*._id")
+        for event, item in zip(sources, resp.body["items"], strict=True):
             op, info = next(iter(item.items()))
             status = int(info.get("status", 500))
-            if ok or (op == "delete" and status == 404):
+            if status < 300 or (op == "delete" and status == 404):
                 if op == "delete":
                     stats.deleted += 1
                 else:
@@ -216,5 +230,3 @@ class Projector:
             else:
                 stats.failed += 1
                 failures.append((event, f"{op} {info.get('_id')}: HTTP {status} {info.get('error')}"))
-        if failures:
-            raise ProjectionError(failures, stats)
