@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from shared import logs, processes, replay_cli
@@ -234,7 +235,6 @@ async def sweep(settings: Settings, leader: asyncio.Event, stop: asyncio.Event) 
     from shared.adapters.postgres.redelivery import (
         requeue_stale_commands,
         requeue_unapplied_commands,
-        requeue_unapplied_per_store,
         start_of_last_hour,
     )
     from shared.adapters.terminusdb import TerminusError
@@ -246,24 +246,23 @@ async def sweep(settings: Settings, leader: asyncio.Event, stop: asyncio.Event) 
         return settings.topic(f"{command.channel}-commands")
 
     log = logging.getLogger("spice.sweep")
-    # TerminusDB as the document store: no SQL joins it, so the unapplied-event check asks the store,
-    # going on from where the last round stopped.
-    outside: Stores | None = None
+    # Each round goes on from where the last one stopped: commands from the oldest still without an event,
+    # events from the last one compared with the document store.
+    stores: Stores | None = None
+    stale_from: datetime | None = None
     checked: int | None = None
     try:
         async for _ in rounds(max(0.5, settings.redeliver_after_seconds / 4), leader, stop):
             try:
                 conn = await connect(settings.pg_dsn)
                 try:
-                    count = await requeue_stale_commands(conn, settings.redeliver_after_seconds, topic_for)
-                    if not settings.terminusdb_url:
-                        count += await requeue_unapplied_commands(conn, settings.redeliver_after_seconds, topic_for)
-                    else:
-                        outside = outside or await open_stores(settings, Needs(pool=(1, 1)))
-                        checked = await start_of_last_hour(conn) if checked is None else checked
-                        queued, checked = await requeue_unapplied_per_store(
-                            conn, outside.docs, checked, settings.redeliver_after_seconds, topic_for)
-                        count += queued
+                    count, stale_from = await requeue_stale_commands(conn, settings.redeliver_after_seconds,
+                                                                     topic_for, stale_from)
+                    stores = stores or await open_stores(settings, Needs(pool=(1, 1)))
+                    checked = await start_of_last_hour(conn) if checked is None else checked
+                    queued, checked = await requeue_unapplied_commands(
+                        conn, stores.docs, checked, settings.redeliver_after_seconds, topic_for)
+                    count += queued
                 finally:
                     await conn.close()
                 if count:
@@ -272,8 +271,8 @@ async def sweep(settings: Settings, leader: asyncio.Event, stop: asyncio.Event) 
             except (OSError, asyncpg.PostgresError, ValueError, TerminusError, aiohttp.ClientError) as exc:
                 log.warning("reconciliation sweep failed, will retry: %s", exc)
     finally:
-        if outside is not None:
-            await outside.close()
+        if stores is not None:
+            await stores.close()
 
 
 def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:

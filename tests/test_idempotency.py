@@ -93,6 +93,29 @@ async def test_a_command_whose_message_was_lost_is_requeued(stack: Stack, pool: 
     assert len(await pool.fetch("SELECT 1 FROM events WHERE command_id = $1", lost.command_id)) == 1
 
 
+async def test_the_stale_sweep_goes_on_from_the_oldest_command_still_without_an_event(pool: Pool) -> None:
+    """Each round reads from the oldest command still without an event, not the whole log: a command queued
+    again recently is left alone but keeps the round's start at it; once it has its event, the next round
+    starts after it."""
+    from shared.adapters.postgres.redelivery import requeue_stale_commands
+
+    since = await pool.fetchval("SELECT clock_timestamp()")
+    lost = Command(command_type=CommandType.CREATE_ONTOLOGY_CLASS, aggregate_id="Lost", db_name="sweep",
+                   actor="tester", payload={"id": "Lost"})
+    await record_only(pool, lost)
+    recorded = await pool.fetchval("SELECT recorded_at FROM commands WHERE command_id = $1", lost.command_id)
+    await asyncio.sleep(1.1)
+    async with pool.acquire() as conn:
+        assert await requeue_stale_commands(conn, 1.0, lambda c: "t", since) == (1, recorded)
+        assert await requeue_stale_commands(conn, 1.0, lambda c: "t", recorded) == (0, recorded)  # queued just now
+        await PostgresEventStore(pool).append(decide(lost, Context(current=None, last_version=0,
+                                                                   database_exists=True)), "t")
+        await asyncio.sleep(1.1)
+        count, start = await requeue_stale_commands(conn, 1.0, lambda c: "t", recorded)
+    assert count == 0 and start > recorded
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE command_id = $1", lost.command_id) == 1
+
+
 async def test_an_event_whose_document_was_never_written_is_applied(stack: Stack, pool: Pool) -> None:
     """The agent stored the event and stopped before writing the document: the sweep re-queues the
     command, and its redelivery applies the stored event without deciding again."""
@@ -122,8 +145,10 @@ async def test_the_unapplied_sweep_ages_events_by_their_append_and_queues_a_comm
     from shared.domain.events import Event, EventType
 
     db = f"db-{uuid.uuid4().hex[:8]}"
-    await PostgresDocumentStore(pool).put_database({"name": db, "description": "d", "version": 1,
-                                                    "source_command_id": "c", "event_id": "e"})
+    docs = PostgresDocumentStore(pool)
+    await docs.put_database({"name": db, "description": "d", "version": 1, "source_command_id": "c",
+                             "event_id": "e"})
+    start = await pool.fetchval("SELECT coalesce(max(position), 0) FROM events")  # other tests' events before
     bulk = Command(command_type=CommandType.BULK_CREATE_INSTANCES, aggregate_id=db, db_name=db, actor="tester",
                    payload={"class_id": "Thing", "instances": [{"instance_id": f"t{i}"} for i in range(50)]})
     await record_only(pool, bulk)
@@ -135,7 +160,8 @@ async def test_the_unapplied_sweep_ages_events_by_their_append_and_queues_a_comm
         data={"instance_id": f"t{i}", "class_id": "Thing", "data": {}, "version": 1}) for i in range(50)], "t")
     queued = "SELECT count(*) FROM outbox WHERE command_id = $1"
     async with pool.acquire() as conn:
-        assert await requeue_unapplied_commands(conn, 8, lambda c: "t") == 0  # appended just now
+        assert await requeue_unapplied_commands(conn, docs, start, 8, lambda c: "t") == (0, start)  # just now
         assert await pool.fetchval(queued, bulk.command_id) == 0
-        assert await requeue_unapplied_commands(conn, 0, lambda c: "t") == 1
+        count, checked = await requeue_unapplied_commands(conn, docs, start, 0, lambda c: "t")
+        assert count == 1 and checked > start
     assert await pool.fetchval(queued, bulk.command_id) == 1

@@ -266,7 +266,7 @@ async def test_the_unapplied_sweep_asks_terminusdb_which_versions_it_holds(
     worker stopped in between) is found by comparing with the versions TerminusDB holds, and its command
     queued again; each event is looked at once, and a written one queues nothing."""
     from shared.adapters.postgres.event_store import PostgresEventStore
-    from shared.adapters.postgres.redelivery import requeue_unapplied_per_store, start_of_last_hour
+    from shared.adapters.postgres.redelivery import requeue_unapplied_commands, start_of_last_hour
     from shared.domain.commands import Command, CommandType, utcnow
     from shared.domain.events import Event, EventType
     from tests.stack import record_only
@@ -287,10 +287,10 @@ async def test_the_unapplied_sweep_asks_terminusdb_which_versions_it_holds(
     await terminus.put_class(db, class_doc("Written", 1))
     queued = "SELECT count(*) FROM outbox WHERE command_id = $1"
     async with pool.acquire() as conn:
-        assert await requeue_unapplied_per_store(conn, terminus, start, 8, lambda c: "t") == (0, start)  # too new
-        count, checked = await requeue_unapplied_per_store(conn, terminus, start, 0, lambda c: "t")
+        assert await requeue_unapplied_commands(conn, terminus, start, 8, lambda c: "t") == (0, start)  # too new
+        count, checked = await requeue_unapplied_commands(conn, terminus, start, 0, lambda c: "t")
         assert count == 1 and checked > start
-        assert await requeue_unapplied_per_store(conn, terminus, checked, 0, lambda c: "t") == (0, checked)
+        assert await requeue_unapplied_commands(conn, terminus, checked, 0, lambda c: "t") == (0, checked)
     assert [await pool.fetchval(queued, c.command_id) for c in commands] == [0, 1]
 
 

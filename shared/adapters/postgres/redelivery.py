@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import asyncpg
 
@@ -18,68 +19,33 @@ from shared.adapters.postgres.command_log import command_from_row
 from shared.domain.commands import Command
 from shared.ports import DocumentStore
 
-STALE = """
-SELECT c.* FROM commands c
-WHERE c.recorded_at < clock_timestamp() - make_interval(secs => $1)
+# Commands recorded between `$3` and `$1` with no event that no refusal ended, oldest first, each saying
+# whether it was queued again recently (then it is left to that delivery for now).
+UNRESOLVED = """
+SELECT c.*, EXISTS (SELECT 1 FROM outbox o WHERE o.command_id = c.command_id AND o.created_at > $1) AS queued
+FROM commands c
+WHERE c.recorded_at >= $3 AND c.recorded_at < $1
   AND NOT EXISTS (SELECT 1 FROM events e WHERE e.command_id = c.command_id)
-  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.command_id = c.command_id
-                  AND (o.created_at > clock_timestamp() - make_interval(secs => $1) OR o.refused IS NOT NULL))
+  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.command_id = c.command_id AND o.refused IS NOT NULL)
 ORDER BY c.recorded_at
 LIMIT $2
 """
 
 
-async def requeue_stale_commands(conn: asyncpg.Connection, older_than: float,
-                                 topic_for: Callable[[Command], str], limit: int = 1000) -> int:
-    """Queue stale commands again; returns how many."""
+async def requeue_stale_commands(conn: asyncpg.Connection, older_than: float, topic_for: Callable[[Command], str],
+                                 since: datetime | None = None, limit: int = 1000) -> tuple[int, datetime]:
+    """Queue again the commands recorded more than `older_than` seconds ago (and `since` or later) that have
+    no event and were not queued again within that time. Returns (how many, where the next round starts):
+    the oldest command still without an event, else the bound, so a round reads what is still open and
+    what came since, never the whole log again."""
+    bound = await conn.fetchval("SELECT clock_timestamp() - make_interval(secs => $1)", older_than)
     async with conn.transaction():
-        commands = [command_from_row(r) for r in await conn.fetch(STALE, older_than, limit)]
+        # A command row is visible by the time the bound passes its recorded_at: its transaction (one group
+        # of submissions) commits well within `older_than`.
+        rows = await conn.fetch(UNRESOLVED, bound, limit, since or datetime.min.replace(tzinfo=UTC))
+        commands = [command_from_row(r) for r in rows if not r["queued"]]
         await _queue(conn, commands, topic_for)
-    return len(commands)
-
-
-# Latest versioned event of each aggregate (appended recently, but longer ago than the agent needs to
-# write its document) that the embedded document store does not reflect yet: the agent appended it,
-# then stopped before writing the document.
-UNAPPLIED = """
-WITH latest AS (
-  SELECT DISTINCT ON (db_name, aggregate_type, aggregate_id)
-         command_id, event_type, db_name, aggregate_type, aggregate_id, version
-  FROM events
-  WHERE version IS NOT NULL
-    AND appended_at BETWEEN clock_timestamp() - interval '1 hour' AND clock_timestamp() - make_interval(secs => $1)
-  ORDER BY db_name, aggregate_type, aggregate_id, version DESC
-)
--- One row per command: a bulk command is the latest event of thousands of aggregates.
-SELECT DISTINCT ON (c.command_id) c.* FROM latest l JOIN commands c ON c.command_id = l.command_id
-WHERE CASE
-  WHEN l.aggregate_type = 'database' THEN NOT EXISTS (
-    SELECT 1 FROM docs.databases d WHERE d.name = l.db_name AND d.version >= l.version)
-  ELSE EXISTS (SELECT 1 FROM docs.databases d WHERE d.name = l.db_name AND NOT d.deleted)
-   AND CASE l.aggregate_type
-     WHEN 'ontology_class' THEN NOT EXISTS (SELECT 1 FROM docs.classes d
-       WHERE d.db_name = l.db_name AND d.class_id = l.aggregate_id AND d.version >= l.version)
-     WHEN 'grant' THEN NOT EXISTS (SELECT 1 FROM docs.grants d
-       WHERE d.db_name = l.db_name AND d.user_id = l.aggregate_id AND d.version >= l.version)
-     WHEN 'instance' THEN NOT EXISTS (SELECT 1 FROM docs.instances d
-       WHERE d.db_name = l.db_name AND d.instance_id = l.aggregate_id AND d.version >= l.version)
-     ELSE false
-   END
-END
-AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.command_id = c.command_id
-                AND o.created_at > clock_timestamp() - make_interval(secs => $1))
-LIMIT $2
-"""
-
-
-async def requeue_unapplied_commands(conn: asyncpg.Connection, older_than: float,
-                                     topic_for: Callable[[Command], str], limit: int = 1000) -> int:
-    """Queue again the commands whose event is stored but not reflected in the document store; their
-    redelivery applies the stored event (the agent never decides twice)."""
-    async with conn.transaction():
-        commands = [command_from_row(r) for r in await conn.fetch(UNAPPLIED, older_than, limit)]
-        await _queue(conn, commands, topic_for)
-    return len(commands)
+    return len(commands), rows[0]["recorded_at"] if rows else bound
 
 
 # The newest versioned event of each aggregate among the events after `$1` and appended longer ago than
@@ -105,12 +71,13 @@ async def start_of_last_hour(conn: asyncpg.Connection) -> int:
     return int(found)
 
 
-async def requeue_unapplied_per_store(conn: asyncpg.Connection, docs: DocumentStore, after: int, older_than: float,
+async def requeue_unapplied_commands(conn: asyncpg.Connection, docs: DocumentStore, after: int, older_than: float,
                                       topic_for: Callable[[Command], str], limit: int = 10_000) -> tuple[int, int]:
-    """The unapplied-event check for a document store outside PostgreSQL (TerminusDB), which no SQL can
-    join: the newest event of each aggregate appended since the last round is compared with the version
-    the store says it holds, and the commands of those it lacks are queued again. Each event is looked
-    at once, `older_than` after its append. Returns (queued, position to go on from)."""
+    """Queue again the commands whose event is stored but not reflected in the document store (the worker
+    stopped in between; their redelivery applies the stored event, it never decides twice): the newest event
+    of each aggregate appended since the last round is compared with the version the store says it holds
+    (any store: TerminusDB is joined by no SQL). Each event is looked at once, `older_than` after its
+    append. Returns (queued, position to go on from)."""
     rows = await conn.fetch(LATEST_SINCE, after, older_than, limit)
     if not rows:
         return 0, after
