@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -20,14 +19,11 @@ import aiohttp
 
 from shared.adapters.postgres.pool import migrate
 from shared.config import TOPICS, Settings
+from shared.processes import COMMANDS
 from shared.stack import kafka, postgres
 
 ROOT = Path(__file__).resolve().parent.parent
-PROCESSES = {
-    "relay": [sys.executable, "-m", "shared.cli", "relay"],
-    "worker": [sys.executable, "-m", "faust", "-A", "agents.worker", "worker", "-l", "info"],
-    "web": [sys.executable, "-m", "shared.cli", "web"],
-}
+PROCESSES = COMMANDS  # the same processes `./spice.sh up` starts
 
 
 @dataclass

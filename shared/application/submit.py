@@ -1,6 +1,7 @@
 """Submitting commands: validate against what exists, then record the command (one transaction)."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,6 +25,14 @@ class SubmitError(Exception):
         self.status = status
         self.message = message
         self.details = details
+
+
+async def in_order(*checks: Awaitable[None]) -> None:
+    """Run the checks at once (one wait for all their reads), then raise what the first failing one raised,
+    in the order given: the answer is the one the checks made one after another would give."""
+    for outcome in await asyncio.gather(*checks, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 class ClassPatch(BaseModel):
@@ -105,8 +114,7 @@ class Submitter:
 
     async def create_class(self, db_name: str, cls: OntologyClass, actor: str,
                            key: str | None) -> tuple[Command, bool]:
-        await self.require_database(db_name)
-        await self.require_classes(db_name, cls.referenced_classes())
+        await in_order(self.require_database(db_name), self.require_classes(db_name, cls.referenced_classes()))
         return await self.record(Command(
             command_type=CommandType.CREATE_ONTOLOGY_CLASS, aggregate_id=cls.id, db_name=db_name,
             actor=actor, payload=cls.model_dump(mode="json"), idempotency_key=key))
@@ -116,14 +124,13 @@ class Submitter:
         check_identifier(class_id, "class id")
         if patch.id is not None and patch.id != class_id:
             raise SubmitError(400, f"body id {patch.id!r} does not match the class in the path {class_id!r}")
-        await self.require_database(db_name)
         body = patch.model_dump(mode="json", exclude_unset=True, exclude={"expected_version", "id"})
         refs = {p.target for p in patch.properties or [] if p.target} | {
             r.target for r in patch.relationships or []}
         if patch.parent_class:
             refs.add(patch.parent_class)
         refs.discard(class_id)
-        await self.require_classes(db_name, {r for r in refs if r})
+        await in_order(self.require_database(db_name), self.require_classes(db_name, {r for r in refs if r}))
         return await self.record(Command(
             command_type=CommandType.UPDATE_ONTOLOGY_CLASS, aggregate_id=class_id, db_name=db_name,
             actor=actor, payload=body, expected_version=expected_version, idempotency_key=key))

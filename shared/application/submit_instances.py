@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.application.submit import SubmitError, Submitter
+from shared.application.submit import SubmitError, Submitter, in_order
 from shared.domain.commands import Command, CommandType, Version
 from shared.domain.instances import MAX_BULK, RESERVED, check_instance_id, new_instance_id
 from shared.domain.ontology import check_identifier
@@ -84,14 +84,18 @@ class InstanceSubmitter:
 
     async def require_class(self, db_name: str, class_id: str) -> None:
         check_identifier(class_id, "class id")
-        await self.base.require_database(db_name)
+        await in_order(self.base.require_database(db_name), self._class_exists(db_name, class_id))
+
+    async def _class_exists(self, db_name: str, class_id: str) -> None:
         if await self.base.docs.get_class(db_name, class_id) is None and not await self.base.commands.pending_creates(
                 db_name, [class_id]):
             raise SubmitError(404, f"class {class_id!r} does not exist in {db_name!r}", class_id=class_id)
 
     async def require_instance(self, db_name: str, class_id: str, instance_id: str) -> None:
         check_instance_id(instance_id)
-        await self.require_class(db_name, class_id)
+        await in_order(self.require_class(db_name, class_id), self._instance_exists(db_name, class_id, instance_id))
+
+    async def _instance_exists(self, db_name: str, class_id: str, instance_id: str) -> None:
         owner = (await self.base.docs.instance_classes(db_name, [instance_id])).get(instance_id)
         if owner == class_id or (owner is None and await self.base.commands.pending_creates(db_name, [instance_id])):
             return
