@@ -99,6 +99,11 @@ def solve(query: dict[str, Any], graph: list[Triple], bound: Bindings) -> Iterat
             by = str(template["variable"])
             solutions.sort(key=lambda found: _sort_key(found[by]), reverse=template.get("order") == "desc")
         yield from solutions
+    elif kind == "Greater":
+        _, left = _term(query["left"], bound)
+        _, right = _term(query["right"], bound)
+        if left is not None and right is not None and _sort_key(left) > _sort_key(right):
+            yield dict(bound)
     elif kind == "Count":
         name = query["count"]["variable"]
         yield {**bound, name: {"@type": "xsd:decimal", "@value": sum(1 for _ in solve(query["query"], graph, bound))}}

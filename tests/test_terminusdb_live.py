@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from shared.adapters.terminusdb import TerminusDocumentStore
+from shared.adapters.terminusdb import document_store as terminus_document_store
 from shared.ports import DocumentStore
 from tests.contracts.document_store import DocumentStoreContract
 
@@ -35,3 +36,8 @@ class TestTerminusDocumentStoreLive(DocumentStoreContract):
     @pytest.fixture
     def store(self, live: TerminusDocumentStore) -> DocumentStore:
         return live
+
+    @pytest.fixture(autouse=True)
+    def small_pages(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Pages of three records: every listing of the contract crosses page boundaries."""
+        monkeypatch.setattr(terminus_document_store, "VERSIONS_PAGE", 3)

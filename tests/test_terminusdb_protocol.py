@@ -14,6 +14,7 @@ from shared.adapters.document_stores import open_document_store
 from shared.adapters.postgres.document_store import PostgresDocumentStore
 from shared.adapters.postgres.pool import Pool
 from shared.adapters.terminusdb import TerminusDocumentStore, TerminusError, writer
+from shared.adapters.terminusdb import document_store as terminus_document_store
 from shared.config import Settings
 from shared.ports import DocumentStore
 from tests.contracts.document_store import DocumentStoreContract, class_doc, db_doc, instance_doc
@@ -41,6 +42,11 @@ class TestTerminusDocumentStoreOnFake(DocumentStoreContract):
     @pytest.fixture
     def store(self, terminus: TerminusDocumentStore) -> DocumentStore:
         return terminus
+
+    @pytest.fixture(autouse=True)
+    def small_pages(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Pages of three records: every listing of the contract crosses page boundaries."""
+        monkeypatch.setattr(terminus_document_store, "VERSIONS_PAGE", 3)
 
 
 def _writes(fake: FakeTerminusDB, graph_type: str) -> list[dict[str, Any]]:

@@ -161,6 +161,15 @@ class DocumentStoreContract:
             {"name": "age", "type": "integer", "required": False, "constraints": {}}]))])
         assert (await store.get_class(name, "Person") or {}).get("label") == "Restored"
 
+    async def test_versions_come_in_the_order_python_sorts_the_ids(self, store: DocumentStore, name: str) -> None:
+        """Reconciliation merges them with the events' ids by comparing strings: the same order, byte for
+        byte, live ones only."""
+        await self._with_class(store, name, "Person")
+        ids = ["b", "B", "a10", "a9", "_x", "z-1", "z.1", "\u00e9", "Z"]
+        await store.put_instances(name, [instance_doc(i, "Person", 1, name=i) for i in ids])
+        await store.delete_instance(name, "a9", 2)
+        assert [i async for i, _, _ in store.versions(name, "instance")] == sorted(set(ids) - {"a9"})
+
     async def test_replace_leaves_exactly_what_it_was_given(self, store: DocumentStore, name: str) -> None:
         """The replay's rebuild: every instance of the database becomes what the items say, a drifted one
         included, a deleted one its tombstone, and one the items do not name is gone; another database's

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +63,7 @@ Write = Callable[[Snapshot, str | None], Awaitable[None]]
 
 # Above this many ids a catalog snapshot lists the record type once instead of one GET per id.
 LIST_THRESHOLD = 50
+VERSIONS_PAGE = 1000  # records per page of `versions`
 
 
 class TerminusDocumentStore(DocumentStore):
@@ -373,6 +374,21 @@ class TerminusDocumentStore(DocumentStore):
                 return 0
             raise
         return int(woql.value(rows[0]["Count"])) if rows else 0
+
+    async def versions(self, db_name: str, kind: str) -> AsyncGenerator[tuple[str, int, dict[str, Any]], None]:
+        # Page after page by key (never the whole database at once), each as costly as the first.
+        record_type, key_field = (CLASS_RECORD, "class_id") if kind == "class" else (INSTANCE_RECORD, "instance_id")
+        tdb = self.terminus_db(db_name)
+        if not await self.client.db_exists(tdb):
+            return
+        after: str | None = None
+        while True:
+            rows = await self.client.woql(tdb, woql.live_page(record_type, key_field, after, VERSIONS_PAGE))
+            for row in rows:
+                yield str(woql.value(row["Id"])), int(woql.value(row["Version"])), json.loads(woql.value(row["Doc"]))
+            if len(rows) < VERSIONS_PAGE:
+                return
+            after = str(woql.value(rows[-1]["Id"]))
 
     async def held_versions(self, db_name: str, aggregate_type: str, ids: list[str]) -> dict[str, int]:
         if aggregate_type == "database":

@@ -54,6 +54,25 @@ def page_live(class_id: str, limit: int, offset: int) -> dict[str, Any]:
         "@type": "Limit", "limit": limit, "query": {"@type": "Start", "start": offset, "query": ordered}}}
 
 
+def live_page(record_type: str, key_field: str, after: str | None, limit: int) -> dict[str, Any]:
+    """The next `limit` live records of the type after key `after` (None: from the first), in key order:
+    key, version and document. A page is found by key, not by offset, so every page costs the same."""
+    record = var("Record")
+    parts: list[dict[str, Any]] = [
+        triple(record, "rdf:type", node(f"@schema:{record_type}")),
+        triple(record, "@schema:deleted", boolean(False)),
+        triple(record, f"@schema:{key_field}", {"@type": "Value", "variable": "Id"})]
+    if after is not None:
+        parts.append({"@type": "Greater", "left": {"@type": "DataValue", "variable": "Id"},
+                      "right": {"@type": "DataValue", "data": {"@type": "xsd:string", "@value": after}}})
+    parts += [triple(record, "@schema:version", {"@type": "Value", "variable": "Version"}),
+              triple(record, "@schema:doc", {"@type": "Value", "variable": "Doc"})]
+    ordered = {"@type": "OrderBy", "ordering": [{"@type": "OrderTemplate", "variable": "Id", "order": "asc"}],
+               "query": {"@type": "And", "and": parts}}
+    return {"@type": "Select", "variables": ["Id", "Version", "Doc"],
+            "query": {"@type": "Limit", "limit": limit, "query": ordered}}
+
+
 def records_among(record_type: str, key_field: str, keys: list[str]) -> dict[str, Any]:
     """Version, tombstone flag and class of the records whose `key_field` is one of `keys` (one request for
     any number; the ones with no record are simply absent)."""
