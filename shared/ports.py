@@ -215,24 +215,10 @@ class DocumentStore(ABC):
         """Up to `limit` live instances (ids, in id order) whose links name `instance_id`; `slots` are the
         (class, property) pairs that can hold such a link (a store that knows its links may look wider)."""
 
-    async def versions(self, db_name: str, kind: str) -> AsyncGenerator[tuple[str, int, dict[str, Any]], None]:
-        """(id, version, document) of every live class or instance (`kind`) in id order, for reconciliation.
-        This default reads through the paged methods above and sorts; a store that can stream overrides it."""
-        if kind == "class":
-            for doc in sorted(await self.classes(db_name), key=lambda d: str(d["class_id"])):
-                yield str(doc["class_id"]), int(doc["version"]), doc
-            return
-        found: dict[str, dict[str, Any]] = {}
-        for cls in await self.classes(db_name):
-            offset = 0
-            while True:
-                _, page = await self.instances(db_name, cls["class_id"], 1000, offset)
-                found.update((str(d["instance_id"]), d) for d in page)
-                offset += len(page)
-                if len(page) < 1000:
-                    break
-        for instance_id in sorted(found):
-            yield instance_id, int(found[instance_id]["version"]), found[instance_id]
+    @abstractmethod
+    def versions(self, db_name: str, kind: str) -> AsyncGenerator[tuple[str, int, dict[str, Any]], None]:
+        """(id, version, document) of every live class or instance (`kind`) in id order (as Python sorts
+        strings), streamed: reconciliation merges it with the events without holding either whole."""
 
     async def restore(self, db_name: str, kind: str, items: list[Restored]) -> None:
         """Put classes or instances back as their newest events say ((id, version, document); None: deleted at

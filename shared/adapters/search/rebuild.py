@@ -7,6 +7,7 @@ after the swap, what was committed since the rebuild began (`PostgresEventStore.
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,9 +17,10 @@ from elasticsearch import AsyncElasticsearch
 from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.adapters.search import indices
 from shared.adapters.search.projector import Projector, Stats
-from shared.domain.events import Event
+from shared.domain.events import Event, EventType
 
 CATCH_UP_PASSES = 5
+DATABASE_EVENTS = {EventType.DATABASE_CREATED, EventType.DATABASE_DELETED}
 
 Progress = Callable[[int, int], None]
 
@@ -65,16 +67,38 @@ class RebuildProjector(Projector):
 
 async def _pass(store: PostgresEventStore, projector: RebuildProjector, result: RebuildResult, after: int,
                 until: int | None, batch: int, progress: Progress | None, head: int) -> int:
-    """Apply the database's events after `after` (up to `until` when given); returns the last position."""
-    while until is None or after < until:
-        events = await store.read(result.db, after, batch)
-        if not events:
-            break
-        result.stats.add(await projector.apply(events))
-        result.events_projected += len(events)
-        after = events[-1].position or after
-        if progress is not None:
-            progress(min(after, head), head)
+    """Apply the database's events after `after` (up to `until` when given); returns the last position.
+
+    One page is built and sent while Elasticsearch still indexes the one before: external versions make
+    the order of two pages irrelevant (an older version, or one older than a delete, is refused whenever
+    it comes). A page with a database event (indices opened or dropped) runs alone, after the one before."""
+    in_flight: asyncio.Task[Stats] | None = None
+    try:
+        while until is None or after < until:
+            events = await store.read(result.db, after, batch)
+            if not events:
+                break
+            alone = any(e.event_type in DATABASE_EVENTS for e in events)
+            if alone and in_flight is not None:
+                result.stats.add(await in_flight)
+                in_flight = None
+            applying = asyncio.create_task(projector.apply(events))
+            if in_flight is not None:
+                result.stats.add(await in_flight)
+            in_flight = applying
+            if alone:
+                result.stats.add(await in_flight)
+                in_flight = None
+            result.events_projected += len(events)
+            after = events[-1].position or after
+            if progress is not None:
+                progress(min(after, head), head)
+        if in_flight is not None:
+            result.stats.add(await in_flight)
+            in_flight = None
+    finally:
+        if in_flight is not None:  # a page failed: the other one is not waited for
+            in_flight.cancel()
     return after
 
 
