@@ -31,6 +31,7 @@ from shared.bootstrap import Needs, open_stores
 from shared.config import load
 from shared.domain.commands import Command, CommandType
 from shared.domain.status import StatusUpdate
+from shared.processes import tune_gc
 from shared.tokens import INTERNAL_HEADER, internal_token
 
 BULK = 10_000
@@ -75,6 +76,7 @@ async def raw_bulk(es: AsyncElasticsearch, namespace: str, template: dict[str, A
 
 
 async def main(n: int, as_json: bool) -> None:
+    tune_gc()  # as the worker, which runs the replay, does
     settings = load()
     db = await make_database(n)
     stores = await open_stores(settings, Needs(pool=(1, 4), archive=True, search_timeout=300))

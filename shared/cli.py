@@ -197,6 +197,7 @@ def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
             if page is not None:
                 await page.cleanup()
 
+    processes.tune_gc()
     asyncio.run(main())
     return 0
 
@@ -387,6 +388,7 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     from web.app import run
 
+    processes.tune_gc()
     run(settings)
     return 0
 
