@@ -104,10 +104,12 @@ async def create_index(es: AsyncElasticsearch, index: str, kind: str, alias_name
     raise RuntimeError(f"creating index {index} failed: {resp}")
 
 
-async def serve(es: AsyncElasticsearch, index: str) -> None:
-    """An index built `unserved` refreshes like every other from now on, and shows everything written to it."""
-    await es.indices.put_settings(index=index, settings={"refresh_interval": INDEX_SETTINGS["refresh_interval"]})
-    await es.indices.refresh(index=index)
+async def serve(es: AsyncElasticsearch, names: list[str]) -> None:
+    """Indices built `unserved` refresh like every other from now on, and show everything written to them
+    (one settings change and one refresh for all of them)."""
+    together = ",".join(names)
+    await es.indices.put_settings(index=together, settings={"refresh_interval": INDEX_SETTINGS["refresh_interval"]})
+    await es.indices.refresh(index=together)
 
 
 async def behind(es: AsyncElasticsearch, alias_name: str) -> list[str]:

@@ -17,10 +17,9 @@ from elasticsearch import AsyncElasticsearch
 from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.adapters.search import indices
 from shared.adapters.search.projector import Projector, Stats
-from shared.domain.events import Event, EventType
+from shared.domain.events import Event
 
 CATCH_UP_PASSES = 5
-DATABASE_EVENTS = {EventType.DATABASE_CREATED, EventType.DATABASE_DELETED}
 
 Progress = Callable[[int, int], None]
 
@@ -53,8 +52,9 @@ class RebuildProjector(Projector):
 
     async def open_database(self, db: str, created: bool) -> bool:
         if created and not self.exists:
-            for kind, name in self.fresh.items():
-                await indices.create_index(self.es, name, kind, unserved=True)
+            # Both at once: each creation waits for its shard to start.
+            await asyncio.gather(*(indices.create_index(self.es, name, kind, unserved=True)
+                                   for kind, name in self.fresh.items()))
             self.exists = True
         return self.exists
 
@@ -68,37 +68,17 @@ class RebuildProjector(Projector):
 async def _pass(store: PostgresEventStore, projector: RebuildProjector, result: RebuildResult, after: int,
                 until: int | None, batch: int, progress: Progress | None, head: int) -> int:
     """Apply the database's events after `after` (up to `until` when given); returns the last position.
-
-    One page is built and sent while Elasticsearch still indexes the one before: external versions make
-    the order of two pages irrelevant (an older version, or one older than a delete, is refused whenever
-    it comes). A page with a database event (indices opened or dropped) runs alone, after the one before."""
-    in_flight: asyncio.Task[Stats] | None = None
-    try:
-        while until is None or after < until:
-            events = await store.read(result.db, after, batch)
-            if not events:
-                break
-            alone = any(e.event_type in DATABASE_EVENTS for e in events)
-            if alone and in_flight is not None:
-                result.stats.add(await in_flight)
-                in_flight = None
-            applying = asyncio.create_task(projector.apply(events))
-            if in_flight is not None:
-                result.stats.add(await in_flight)
-            in_flight = applying
-            if alone:
-                result.stats.add(await in_flight)
-                in_flight = None
-            result.events_projected += len(events)
-            after = events[-1].position or after
-            if progress is not None:
-                progress(min(after, head), head)
-        if in_flight is not None:
-            result.stats.add(await in_flight)
-            in_flight = None
-    finally:
-        if in_flight is not None:  # a page failed: the other one is not waited for
-            in_flight.cancel()
+    One page at a time: reading the next one meanwhile, or two bulk requests at once, cost more than they
+    saved (measured with bench/replay.py)."""
+    while until is None or after < until:
+        events = await store.read(result.db, after, batch)
+        if not events:
+            break
+        result.stats.add(await projector.apply(events))
+        result.events_projected += len(events)
+        after = events[-1].position or after
+        if progress is not None:
+            progress(min(after, head), head)
     return after
 
 
@@ -125,8 +105,7 @@ async def rebuild(es: AsyncElasticsearch, store: PostgresEventStore, namespace: 
         old = {kind: await indices.behind(es, name) for kind, name in aliases.items()}
         result.replaced = sorted(n for names in old.values() for n in names)
         if projector.exists:
-            for name in fresh.values():
-                await indices.serve(es, name)
+            await indices.serve(es, list(fresh.values()))
             actions: list[dict[str, object]] = []
             for kind, name in aliases.items():
                 actions.append({"add": {"index": fresh[kind], "alias": name}})
@@ -135,15 +114,17 @@ async def rebuild(es: AsyncElasticsearch, store: PostgresEventStore, namespace: 
             # The passes read by position, so a transaction that committed late under a lower position than
             # ones already read was missed, and the live projector may have put it into the old indices only.
             late: list[Event] = []
+            again = 0
             async for event in store.since(db, mark):
                 late.append(event)
                 if len(late) == batch:
                     await projector.apply(late)
-                    late = []
+                    again, late = again + len(late), []
             if late:
                 await projector.apply(late)
-            for name in fresh.values():
-                await es.indices.refresh(index=name)
+                again += len(late)
+            if again:  # searchable now, not at the next periodic refresh
+                await es.indices.refresh(index=",".join(fresh.values()))
         else:  # the database is deleted at the end of the log: nothing to serve
             result.exists = False
             await indices.drop_database(es, namespace, db)
