@@ -254,8 +254,9 @@ class SearchIndex(ABC):
     """The search read model as reconciliation reads and repairs it."""
 
     @abstractmethod
-    async def versions(self, db_name: str, kind: str) -> dict[str, tuple[int, dict[str, Any]]]:
-        """id → (version, indexed source) of every class or instance (`kind`) the index holds for the database."""
+    def versions(self, db_name: str, kind: str) -> AsyncGenerator[tuple[str, int, dict[str, Any]], None]:
+        """(id, version, indexed source) of every class or instance (`kind`) the index holds for the database,
+        in id order (as Python sorts strings), streamed."""
 
     @abstractmethod
     async def rebuild(self, db_name: str) -> None:

@@ -6,7 +6,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from elasticsearch import AsyncElasticsearch
@@ -94,6 +94,24 @@ async def test_projector_create_update_delete_and_failed_commands(es: AsyncElast
     assert doc is not None and doc["_version"] == 2 and doc["_source"]["data"]["age"] == 37
     stats = await projector.apply([event("INSTANCE_DELETED", "p1", db, 3, {"instance_id": "p1", "deleted": True})])
     assert stats.deleted == 1 and await get(es, settings.namespace, db, "p1") is None
+
+
+async def test_versions_stream_in_the_order_python_sorts_the_ids(es: AsyncElasticsearch, settings: Settings,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reconciliation merges the index with the events by comparing ids: the same order, page after page
+    (pages of two here), every document with its version and source; nothing for an unknown database."""
+    from shared.adapters.search import versions
+
+    monkeypatch.setattr(versions, "PAGE", 2)
+    projector, db = await new_projected_db(es, settings)
+    ids = ["b", "B", "a10", "a9", "_x", "z-1", "z.1", "\u00e9", "Z"]
+    await projector.apply([event("INSTANCE_CREATED", i, db, 1, person(i, 1, name=i)) for i in ids])
+    await projector.apply([event("INSTANCE_UPDATED", "a9", db, 2, person("a9", 2, name="nine"))])
+    await es.indices.refresh(index=indices.alias(settings.namespace, db, indices.INSTANCES))
+    index = versions.ElasticsearchSearchIndex(es, settings.namespace, cast(PostgresEventStore, None))
+    found = [(i, v, source["data"]["name"]) async for i, v, source in index.versions(db, "instance")]
+    assert found == [(i, 2 if i == "a9" else 1, "nine" if i == "a9" else i) for i in sorted(ids)]
+    assert [x async for x in index.versions(f"{db}-unknown", "instance")] == []
 
 
 async def test_out_of_order_older_events_are_ignored(es: AsyncElasticsearch, settings: Settings) -> None:

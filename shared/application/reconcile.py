@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -66,21 +66,29 @@ class Report:
                 "checksums": self.checksums}
 
 
-async def _merged(expected: AsyncIterator[Event], found: AsyncIterator[tuple[str, int, dict[str, Any]]]
-                  ) -> AsyncIterator[tuple[str, Event | None, tuple[int, dict[str, Any]] | None]]:
-    """Both streams in aggregate id order, joined on the id (a merge: neither is held whole)."""
-    want, have = await anext(expected, None), await anext(found, None)
-    while want is not None or have is not None:
-        if have is None or (want is not None and want.aggregate_id < have[0]):
-            assert want is not None
-            yield want.aggregate_id, want, None
-            want = await anext(expected, None)
-        elif want is None or have[0] < want.aggregate_id:
-            yield have[0], None, (have[1], have[2])
-            have = await anext(found, None)
-        else:
-            yield want.aggregate_id, want, (have[1], have[2])
-            want, have = await anext(expected, None), await anext(found, None)
+Keyed = tuple[str, Any, Any]  # (aggregate id, version or event, state), what each stream yields
+
+
+async def _keyed(events: AsyncIterator[Event]) -> AsyncIterator[Keyed]:
+    async for event in events:
+        yield event.aggregate_id, event, None
+
+
+async def _joined(streams: list[AsyncIterator[Keyed]]) -> AsyncIterator[tuple[str, list[Keyed | None]]]:
+    """The streams, each in aggregate id order, joined on the id (a merge: none is held whole); each id once,
+    with what each stream has for it. A stream out of order (a document written behind the system's back
+    under another key) still has each of its items come out, alone."""
+    heads = [await anext(stream, None) for stream in streams]
+    while any(head is not None for head in heads):
+        key = min(head[0] for head in heads if head is not None)
+        row: list[Keyed | None] = []
+        for position, head in enumerate(heads):
+            if head is not None and head[0] == key:
+                row.append(head)
+                heads[position] = await anext(streams[position], None)
+            else:
+                row.append(None)
+        yield key, row
 
 
 def _compare(kind: str, store: str, aggregate_id: str, event: Event | None, found_version: int | None,
@@ -100,33 +108,32 @@ def _compare(kind: str, store: str, aggregate_id: str, event: Event | None, foun
 
 async def reconcile(db_name: str, events: EventStore, docs: DocumentStore, search: SearchIndex | None,
                     archive: EventArchive | None) -> Report:
-    """Read-only. Documents are streamed beside the events; the search index's versions and the archive's
-    keys are read per database."""
+    """Read-only. The events, the documents and the search index are streamed side by side in aggregate id
+    order (memory does not grow with the database); the archive's keys are read per database."""
     report = Report(db_name)
     sums = {"events": Checksum(), "documents": Checksum(), "search": Checksum()}
     archived = set(await archive.keys(f"{db_name}/")) if archive is not None else None
     for kind, aggregate_type in KINDS.items():
-        indexed = await search.versions(db_name, kind) if search is not None else {}
-        seen: set[str] = set()
-        # Closed however the loop ends: each stream holds a connection and a cursor while it is open.
+        # Closed however the loop ends: each stream holds a connection (a cursor, a point in time) while open.
         async with aclosing(events.latest(db_name, aggregate_type)) as expected, \
-                aclosing(docs.versions(db_name, kind)) as found:
-            async for aggregate_id, event, doc in _merged(expected, found):
-                seen.add(aggregate_id)
+                aclosing(docs.versions(db_name, kind)) as found, \
+                aclosing(search.versions(db_name, kind) if search is not None else _nothing()) as indexed:
+            async for aggregate_id, (event, doc, hit) in _joined([_keyed(expected), found, indexed]):
                 report.checked += 1
-                report.drift += _check(kind, aggregate_id, event, doc, indexed if search is not None else None,
-                                       archived, sums)
-        for aggregate_id in sorted(set(indexed) - seen):  # indexed, unknown to the events and the documents
-            report.checked += 1
-            report.drift.append(Drift(aggregate_id, kind, "search", None, indexed[aggregate_id][0], "unexpected"))
-        for aggregate_id, (version, source) in sorted(indexed.items()):
-            sums["search"].add(kind, aggregate_id, version, source)
+                report.drift += _check(kind, aggregate_id, event[1] if event else None,
+                                       (doc[1], doc[2]) if doc else None, search is not None,
+                                       (hit[1], hit[2]) if hit else None, archived, sums)
     report.checksums = {name: digest.hexdigest() for name, digest in sums.items()}
     return report
 
 
+async def _nothing() -> AsyncGenerator[Keyed, None]:
+    return
+    yield  # an async generator that yields nothing: no search index to compare
+
+
 def _check(kind: str, aggregate_id: str, event: Event | None, doc: tuple[int, dict[str, Any]] | None,
-           indexed: dict[str, tuple[int, dict[str, Any]]] | None, archived: set[str] | None,
+           searched: bool, hit: tuple[int, dict[str, Any]] | None, archived: set[str] | None,
            sums: dict[str, Checksum]) -> list[Drift]:
     live = event is not None and not event.data.get("deleted")
     # Each state encoded once: for its checksum and for the comparison.
@@ -136,10 +143,11 @@ def _check(kind: str, aggregate_id: str, event: Event | None, doc: tuple[int, di
         sums["events"].add_canonical(kind, aggregate_id, event.version, event_json)
     if doc is not None and doc_json is not None:
         sums["documents"].add_canonical(kind, aggregate_id, doc[0], doc_json)
+    if hit is not None:
+        sums["search"].add(kind, aggregate_id, hit[0], hit[1])
     same = doc_json is not None and doc_json == event_json
     drift = [_compare(kind, "documents", aggregate_id, event, doc[0] if doc else None, same)]
-    if indexed is not None:
-        hit = indexed.get(aggregate_id)
+    if searched:
         drift.append(_compare(kind, "search", aggregate_id, event, hit[0] if hit else None, True))
     if archived is not None and kind == "instance" and live and event is not None \
             and archive_key_of(event) not in archived:
