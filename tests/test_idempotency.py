@@ -95,19 +95,24 @@ async def test_a_command_whose_message_was_lost_is_requeued(stack: Stack, pool: 
 
 async def test_the_stale_sweep_goes_on_from_the_oldest_command_still_without_an_event(pool: Pool) -> None:
     """Each round reads from the oldest command still without an event, not the whole log: a command queued
-    again recently is left alone but keeps the round's start at it; once it has its event, the next round
-    starts after it."""
+    again recently is left alone (and takes none of the round's limit) but keeps the round's start at it;
+    once it has its event, the next round starts after it."""
     from shared.adapters.postgres.redelivery import requeue_stale_commands
 
     since = await pool.fetchval("SELECT clock_timestamp()")
-    lost = Command(command_type=CommandType.CREATE_ONTOLOGY_CLASS, aggregate_id="Lost", db_name="sweep",
-                   actor="tester", payload={"id": "Lost"})
+    lost, later = (Command(command_type=CommandType.CREATE_ONTOLOGY_CLASS, aggregate_id=name, db_name="sweep",
+                           actor="tester", payload={"id": name}) for name in ("Lost", "Later"))
     await record_only(pool, lost)
+    await record_only(pool, later)
     recorded = await pool.fetchval("SELECT recorded_at FROM commands WHERE command_id = $1", lost.command_id)
     await asyncio.sleep(1.1)
     async with pool.acquire() as conn:
-        assert await requeue_stale_commands(conn, 1.0, lambda c: "t", since) == (1, recorded)
-        assert await requeue_stale_commands(conn, 1.0, lambda c: "t", recorded) == (0, recorded)  # queued just now
+        assert await requeue_stale_commands(conn, 1.0, lambda c: "t", since, limit=1) == (1, recorded)
+        # The one queued just now is left alone and does not take the round's one place: the next is queued.
+        assert await requeue_stale_commands(conn, 1.0, lambda c: "t", recorded, limit=1) == (1, recorded)
+        assert await requeue_stale_commands(conn, 1.0, lambda c: "t", recorded) == (0, recorded)  # both just now
+        await PostgresEventStore(pool).append(decide(later, Context(current=None, last_version=0,
+                                                                    database_exists=True)), "t")
         await PostgresEventStore(pool).append(decide(lost, Context(current=None, last_version=0,
                                                                    database_exists=True)), "t")
         await asyncio.sleep(1.1)

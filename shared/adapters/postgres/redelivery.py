@@ -19,16 +19,20 @@ from shared.adapters.postgres.command_log import command_from_row
 from shared.domain.commands import Command
 from shared.ports import DocumentStore
 
-# Commands recorded between `$3` and `$1` with no event that no refusal ended, oldest first, each saying
-# whether it was queued again recently (then it is left to that delivery for now).
-UNRESOLVED = """
-SELECT c.*, EXISTS (SELECT 1 FROM outbox o WHERE o.command_id = c.command_id AND o.created_at > $1) AS queued
+# Commands recorded between `$2` and `$1` with no event that no refusal ended.
+OPEN = """
 FROM commands c
-WHERE c.recorded_at >= $3 AND c.recorded_at < $1
+WHERE c.recorded_at >= $2 AND c.recorded_at < $1
   AND NOT EXISTS (SELECT 1 FROM events e WHERE e.command_id = c.command_id)
   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.command_id = c.command_id AND o.refused IS NOT NULL)
+"""
+# Of those, the ones not queued again since `$1` (a recent one is left to that delivery for now), oldest
+# first: the limit counts only commands that are due, so ones queued again and again never fill it.
+DUE = f"""
+SELECT c.* {OPEN}
+  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.command_id = c.command_id AND o.created_at > $1)
 ORDER BY c.recorded_at
-LIMIT $2
+LIMIT $3
 """
 
 
@@ -36,16 +40,17 @@ async def requeue_stale_commands(conn: asyncpg.Connection, older_than: float, to
                                  since: datetime | None = None, limit: int = 1000) -> tuple[int, datetime]:
     """Queue again the commands recorded more than `older_than` seconds ago (and `since` or later) that have
     no event and were not queued again within that time. Returns (how many, where the next round starts):
-    the oldest command still without an event, else the bound, so a round reads what is still open and
-    what came since, never the whole log again."""
+    the oldest command still without an event (queued recently or not), else the bound, so a round reads
+    what is still open and what came since, never the whole log again."""
     bound = await conn.fetchval("SELECT clock_timestamp() - make_interval(secs => $1)", older_than)
+    start = since or datetime.min.replace(tzinfo=UTC)
     async with conn.transaction():
         # A command row is visible by the time the bound passes its recorded_at: its transaction (one group
         # of submissions) commits well within `older_than`.
-        rows = await conn.fetch(UNRESOLVED, bound, limit, since or datetime.min.replace(tzinfo=UTC))
-        commands = [command_from_row(r) for r in rows if not r["queued"]]
+        commands = [command_from_row(r) for r in await conn.fetch(DUE, bound, start, limit)]
         await _queue(conn, commands, topic_for)
-    return len(commands), rows[0]["recorded_at"] if rows else bound
+        oldest = await conn.fetchval(f"SELECT min(c.recorded_at) {OPEN}", bound, start)
+    return len(commands), oldest or bound
 
 
 # The newest versioned event of each aggregate among the events after `$1` and appended longer ago than
