@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shared.chunks import chunked
 from shared.domain.commands import AggregateType, Command
 from shared.domain.events import Event
 
@@ -232,14 +233,9 @@ class DocumentStore(ABC):
         the live ones `items` did not name, in place; a store that can build the new set beside the old one
         and swap it in at the end overrides it."""
         named: set[str] = set()
-        batch: list[Restored] = []
-        async for item in items:
-            named.add(item[0])
-            batch.append(item)
-            if len(batch) == 1000:
-                await self.restore(db_name, kind, batch)
-                batch = []
-        await self.restore(db_name, kind, batch)
+        async for batch in chunked(items, 1000):
+            named.update(aggregate_id for aggregate_id, _, _ in batch)
+            await self.restore(db_name, kind, batch)
         strays: list[Restored] = [(aggregate_id, version, None)
                                   async for aggregate_id, version, _ in self.versions(db_name, kind)
                                   if aggregate_id not in named]

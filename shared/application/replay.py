@@ -8,6 +8,7 @@ from shared.application.apply import apply_event, apply_events
 from shared.application.archiving import Report
 from shared.application.outcome import status_update
 from shared.application.reconcile import KINDS, Checksum, canonical, reconcile
+from shared.chunks import chunked
 from shared.domain.commands import AggregateType, Command
 from shared.domain.events import Event
 from shared.domain.status import CommandStatus
@@ -45,13 +46,8 @@ async def run_replay(command: Command, targets: list[str], events: EventStore, d
         for kind, aggregate_type in KINDS.items():
             await docs.replace(db, kind, _states(kind, events.latest(db, aggregate_type), digest, counts, progress))
         # Version-conditional like every write: an event the replace already showed changes nothing.
-        caught_up: list[Event] = []
-        async for event in events.since(db, mark):
-            caught_up.append(event)
-            if len(caught_up) == BATCH:
-                await apply_events(docs, caught_up)
-                caught_up = []
-        await apply_events(docs, caught_up)
+        async for caught_up in chunked(events.since(db, mark), BATCH):
+            await apply_events(docs, caught_up)
         checksum = digest.hexdigest()
         await progress(70, f"documents rebuilt: {counts['objects']} objects from {counts['events']} events")
     if "search" in targets and search is not None:

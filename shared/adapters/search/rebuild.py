@@ -2,8 +2,9 @@
 
 Search keeps answering from the old indices during the rebuild. The database's events are read in position
 order with `PostgresEventStore.read(db, after_position, limit)` and bulk-indexed with external versions, so
-the live projector writing to the old indices meanwhile, and a second pass over the same events, are harmless;
-after the swap, what was committed since the rebuild began (`PostgresEventStore.since`) is projected again.
+the live projector writing to the old indices meanwhile, and an event projected twice, are harmless. Then
+what committed after each pass's mark (`PostgresEventStore.since`) is projected, before the swap until
+nothing new came, and once more after it.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from elasticsearch import AsyncElasticsearch
 from shared.adapters.postgres.event_store import PostgresEventStore
 from shared.adapters.search import indices
 from shared.adapters.search.projector import Projector, Stats
-from shared.domain.events import Event
+from shared.chunks import chunked
+from shared.ports import Mark
 
 CATCH_UP_PASSES = 5
 
@@ -65,12 +67,12 @@ class RebuildProjector(Projector):
         self.classes.clear()
 
 
-async def _pass(store: PostgresEventStore, projector: RebuildProjector, result: RebuildResult, after: int,
-                until: int | None, batch: int, progress: Progress | None, head: int) -> int:
-    """Apply the database's events after `after` (up to `until` when given); returns the last position.
-    One page at a time: reading the next one meanwhile, or two bulk requests at once, cost more than they
-    saved (measured with bench/replay.py)."""
-    while until is None or after < until:
+async def _first_pass(store: PostgresEventStore, projector: RebuildProjector, result: RebuildResult, head: int,
+                      batch: int, progress: Progress | None) -> None:
+    """Apply the database's events up to position `head`, page by page. One page at a time: reading the next
+    one meanwhile, or two bulk requests at once, cost more than they saved (measured with bench/replay.py)."""
+    after = 0
+    while after < head:
         events = await store.read(result.db, after, batch)
         if not events:
             break
@@ -79,7 +81,17 @@ async def _pass(store: PostgresEventStore, projector: RebuildProjector, result: 
         after = events[-1].position or after
         if progress is not None:
             progress(min(after, head), head)
-    return after
+
+
+async def _since(store: PostgresEventStore, projector: RebuildProjector, result: RebuildResult, mark: Mark,
+                 batch: int) -> int:
+    """Apply what committed after `mark`; returns how many events that was."""
+    applied = 0
+    async for events in chunked(store.since(result.db, mark), batch):
+        result.stats.add(await projector.apply(events))
+        applied += len(events)
+    result.events_projected += applied
+    return applied
 
 
 async def rebuild(es: AsyncElasticsearch, store: PostgresEventStore, namespace: str, db: str, *,
@@ -90,15 +102,17 @@ async def rebuild(es: AsyncElasticsearch, store: PostgresEventStore, namespace: 
     fresh = {kind: indices.fresh_index(namespace, db, kind) for kind in indices.KINDS}
     result.indices = fresh
     projector = RebuildProjector(es, namespace, db, fresh)
-    # Taken before the first read: after the swap, whatever committed after it is projected again.
+    # Each pass projects what committed after the previous pass's mark (the first: everything the mark saw,
+    # by position), so nothing is projected twice but what commits between a mark and its own read. A
+    # transaction that committed late under a lower position than ones already read is found by `since`.
     mark = await store.mark()
-    head = mark.head
     try:
-        after = await _pass(store, projector, result, 0, head, batch, progress, head)
+        await _first_pass(store, projector, result, mark.head, batch, progress)
         for _ in range(CATCH_UP_PASSES):  # bounded: under a steady write load the swap comes anyway
-            before = after
-            after = await _pass(store, projector, result, after, None, batch, None, head)
-            if after == before:
+            newer = await store.mark()
+            caught_up = await _since(store, projector, result, mark, batch)
+            mark = newer
+            if not caught_up:
                 break
         result.seconds = time.perf_counter() - started  # reading and indexing, before the swap
         aliases = {kind: indices.alias(namespace, db, kind) for kind in indices.KINDS}
@@ -111,19 +125,9 @@ async def rebuild(es: AsyncElasticsearch, store: PostgresEventStore, namespace: 
                 actions.append({"add": {"index": fresh[kind], "alias": name}})
                 actions += [{"remove_index": {"index": o}} for o in old[kind] if o != fresh[kind]]
             await es.indices.update_aliases(actions=actions)
-            # The passes read by position, so a transaction that committed late under a lower position than
-            # ones already read was missed, and the live projector may have put it into the old indices only.
-            late: list[Event] = []
-            again = 0
-            async for event in store.since(db, mark):
-                late.append(event)
-                if len(late) == batch:
-                    await projector.apply(late)
-                    again, late = again + len(late), []
-            if late:
-                await projector.apply(late)
-                again += len(late)
-            if again:  # searchable now, not at the next periodic refresh
+            # What committed after the last mark may have reached the old indices only (the live projector
+            # writes through the aliases).
+            if await _since(store, projector, result, mark, batch):  # searchable now, not at the next refresh
                 await es.indices.refresh(index=",".join(fresh.values()))
         else:  # the database is deleted at the end of the log: nothing to serve
             result.exists = False
