@@ -163,6 +163,14 @@ async def test_the_unapplied_sweep_ages_events_by_their_append_and_queues_a_comm
         aggregate_id=f"t{i}",
         db_name=db, version=1, command_id=bulk.command_id, actor="tester", occurred_at=decided,
         data={"instance_id": f"t{i}", "class_id": "Thing", "data": {}, "version": 1}) for i in range(50)], "t")
+    # A replay's own events have versions but no document: never taken for unapplied ones.
+    replay = Command(command_type=CommandType.REQUEST_REPLAY, aggregate_id=str(uuid.uuid4()), db_name=db,
+                     actor="tester", payload={"targets": ["documents"], "reason": "drill"})
+    await record_only(pool, replay)
+    await PostgresEventStore(pool).append(Event(
+        event_id=uuid.uuid4(), event_type=EventType.REPLAY_REQUESTED, aggregate_type=replay.aggregate_type,
+        aggregate_id=replay.aggregate_id, db_name=db, version=1, command_id=replay.command_id, actor="tester",
+        data={"targets": ["documents"]}), "t")
     queued = "SELECT count(*) FROM outbox WHERE command_id = $1"
     async with pool.acquire() as conn:
         assert await requeue_unapplied_commands(conn, docs, start, 8, lambda c: "t") == (0, start)  # just now
@@ -170,3 +178,4 @@ async def test_the_unapplied_sweep_ages_events_by_their_append_and_queues_a_comm
         count, checked = await requeue_unapplied_commands(conn, docs, start, 0, lambda c: "t")
         assert count == 1 and checked > start
     assert await pool.fetchval(queued, bulk.command_id) == 1
+    assert await pool.fetchval(queued, replay.command_id) == 0

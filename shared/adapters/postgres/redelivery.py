@@ -53,8 +53,9 @@ async def requeue_stale_commands(conn: asyncpg.Connection, older_than: float, to
     return len(commands), oldest or bound
 
 
-# The newest versioned event of each aggregate among the events after `$1` and appended longer ago than
-# `$2` seconds (a transaction commits well within that, so no position below the bound is still to come).
+# The newest versioned event of each aggregate that has documents (not a replay's) among the events after
+# `$1` and appended longer ago than `$2` seconds (a transaction commits well within that, so no position
+# below the bound is still to come).
 LATEST_SINCE = """
 WITH bound AS (
   SELECT coalesce(max(position), $1) AS upto FROM (
@@ -65,6 +66,7 @@ SELECT DISTINCT ON (e.db_name, e.aggregate_type, e.aggregate_id)
        e.command_id, e.db_name, e.aggregate_type, e.aggregate_id, e.version, bound.upto
 FROM events e, bound
 WHERE e.position > $1 AND e.position <= bound.upto AND e.version IS NOT NULL
+  AND e.aggregate_type IN ('database', 'grant', 'ontology_class', 'instance')
 ORDER BY e.db_name, e.aggregate_type, e.aggregate_id, e.version DESC
 """
 
